@@ -1,0 +1,22 @@
+"""Prometheus metrics shared by every HTTP-serving process (`GET /metrics`)."""
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+BUCKETS = (.001, .0025, .005, .0075, .01, .015, .025, .05, .075, .1, .25, .5, 1, 2.5)
+
+HTTP_REQUESTS = Counter("duoyou_http_requests_total", "HTTP requests", ["route", "status"])
+HTTP_LATENCY = Histogram("duoyou_http_request_seconds", "HTTP latency", ["route"], buckets=BUCKETS)
+DECISIONS = Counter("duoyou_decisions_total", "gate, desk and lock decisions",
+                    ["service", "decision", "reason"])
+CACHE = Counter("duoyou_credential_cache_total", "credential cache lookups", ["result"])
+OUTBOX_BACKLOG = Gauge("duoyou_outbox_backlog", "events committed but not yet published",
+                       ["service"])
+OCCUPANCY = Gauge("duoyou_venue_inside", "visitors inside a venue", ["venue_id"])
+
+
+def observe_http(route, status, seconds):
+    HTTP_REQUESTS.labels(route, str(status)).inc()
+    HTTP_LATENCY.labels(route).observe(seconds)
+
+
+def exposition():
+    return generate_latest(), CONTENT_TYPE_LATEST

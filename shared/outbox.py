@@ -1,0 +1,148 @@
+"""Transactional outbox: events are rows written in the same transaction as
+the business change, then published by a relay.
+
+The relay wakes as soon as a worker that added events finishes, and also
+polls, so rows left by a crash between commit and publish go out after a
+restart. Rows are claimed with FOR UPDATE SKIP LOCKED so several replicas
+share the work without publishing a row twice in the normal case; a crash
+after publishing but before marking can publish twice, which consumers
+absorb (shared.events.first_delivery).
+"""
+import logging
+
+import eventlet
+from eventlet.event import Event
+from nameko.amqp.publish import Publisher
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+from sqlalchemy import (BigInteger, Column, DateTime, Identity, Index, String, Table,
+                        func, select, text, update)
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared import events, metrics
+from shared.config import setting
+from shared.database import engine_for
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+BATCH = 200
+
+
+def outbox_table(metadata):
+    return Table(
+        "outbox", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("event_type", String(64), nullable=False),
+        Column("payload", JSONB, nullable=False),
+        Column("request_id", String(64)),
+        Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+        Column("published_at", DateTime(timezone=True)),
+        Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+
+class OutboxWriter:
+    def __init__(self, provider, worker_ctx):
+        self._provider = provider
+        self._request_id = worker_ctx.context_data.get("request_id")
+        self.added = 0
+
+    def add(self, session, event_type, payload):
+        """Queue an event in `session`'s transaction; returns its payload."""
+        body = events.envelope(event_type, payload)
+        session.execute(self._provider.table.insert().values(
+            event_type=event_type, payload=body, request_id=self._request_id))
+        self.added += 1
+        return body
+
+
+class Outbox(DependencyProvider):
+    """The outbox of the service whose database schema is `schema`."""
+
+    def __init__(self, schema, table):
+        self.schema = schema
+        self.table = table
+        self._wake = Event()
+
+    def setup(self):
+        config = self.container.config
+        self.service = self.container.service_name
+        self.engine = engine_for(setting(config, "DATABASE_URL"), self.schema)
+        self.exchange = get_event_exchange(self.service, config)
+        self.publisher = Publisher(setting(config, "AMQP_URI"), serializer="json",
+                                   declare=[self.exchange])
+        self._declare_queues(config)
+        self._running = False
+
+    def _declare_queues(self, config):
+        from kombu import Connection
+        with Connection(setting(config, "AMQP_URI")) as conn:
+            channel = conn.channel()
+            self.exchange.maybe_bind(channel)
+            self.exchange.declare()
+            for queue in events.subscription_queues(self.service, config):
+                queue.maybe_bind(channel)
+                queue.declare()
+
+    def start(self):
+        self._running = True
+        self._gt = self.container.spawn_managed_thread(self._relay)
+
+    def stop(self):
+        self._running = False
+        self._wake_up()
+        try:
+            self._gt.wait()
+        except Exception:
+            pass
+
+    def kill(self):
+        self._running = False
+        self._gt.kill()
+
+    def get_dependency(self, worker_ctx):
+        writer = OutboxWriter(self, worker_ctx)
+        worker_ctx.data.setdefault("_outbox_writers", []).append(writer)
+        return writer
+
+    def worker_teardown(self, worker_ctx):
+        if any(w.added for w in worker_ctx.data.get("_outbox_writers", ())):
+            self._wake_up()
+
+    def _wake_up(self):
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def _relay(self):
+        while self._running:
+            try:
+                with eventlet.Timeout(POLL_SECONDS, False):
+                    self._wake.wait()
+                if self._wake.ready():
+                    self._wake.reset()
+                while self.publish_pending():
+                    pass
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                eventlet.sleep(POLL_SECONDS)
+
+    def publish_pending(self):
+        """Publish one batch; returns how many rows went out."""
+        t = self.table
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(t.c.id, t.c.event_type, t.c.payload, t.c.request_id)
+                .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(BATCH)
+                .with_for_update(skip_locked=True)).all()
+            for row in rows:
+                headers = {"nameko.request_id": row.request_id} if row.request_id else {}
+                self.publisher.publish(row.payload, exchange=self.exchange,
+                                       routing_key=row.event_type, headers=headers)
+            if rows:
+                conn.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
+                             .values(published_at=func.now()))
+            backlog = conn.execute(select(func.count()).select_from(t)
+                                   .where(t.c.published_at.is_(None))).scalar()
+            metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+        return len(rows)

@@ -1,0 +1,46 @@
+"""Endpoints every HTTP-serving service has: health, OpenAPI and metrics.
+
+A service class inherits `PlatformEndpoints`. When one process runs several
+services, the first registered copy of each route answers (shared.http).
+"""
+from werkzeug.wrappers import Response
+
+from shared import metrics, openapi
+from shared.errors import ApiError
+from shared.http import api
+from shared.logs import RequestContext
+
+
+class PlatformEndpoints:
+    request_id = RequestContext()
+
+    @api("GET", "/health/live", summary="The process is up", tag="platform")
+    def health_live(self, request):
+        return {"status": "live"}
+
+    @api("GET", "/health/ready", summary="RabbitMQ, Redis and PostgreSQL answer",
+         errors=("unavailable",), tag="platform")
+    def health_ready(self, request):
+        failed = []
+        for name in dir(type(self)):
+            dependency = getattr(self, name, None)
+            ping = getattr(dependency, "ping", None)
+            if callable(ping) and not isinstance(dependency, type):
+                try:
+                    ping()
+                except Exception as exc:  # any failure means not ready
+                    failed.append("%s: %s" % (name, type(exc).__name__))
+        if failed:
+            raise ApiError("unavailable", "not ready: " + ", ".join(failed))
+        # The AMQP connection is proved by this worker having been spawned by
+        # a running container whose consumers are connected.
+        return {"status": "ready"}
+
+    @api("GET", "/openapi.json", summary="This API as OpenAPI 3", tag="platform")
+    def openapi_document(self, request):
+        return openapi.document()
+
+    @api("GET", "/metrics", summary="Prometheus metrics", tag="platform")
+    def metrics(self, request):
+        body, content_type = metrics.exposition()
+        return Response(body, status=200, content_type=content_type)
