@@ -8,6 +8,7 @@ import uuid
 import redis as redis_lib
 
 from shared import idnumber
+from shared.clock import city_today
 from shared.cacheaside import JsonCache
 from shared.config import setting
 from shared.credentials import CredentialCache, CredentialRecordSchema
@@ -41,7 +42,7 @@ def credential(config, target_type="venue", target_id=None, day=None, nights=1,
                id_numbers=(VALID_IDS[0],), names=("张三",), entry_policy="single",
                slot=None, slot_start=None, slot_end=None, room_type=None, status="active"):
     """A credential record as booking would write it (not yet stored)."""
-    day = day or datetime.date.today()
+    day = day or city_today(config)
     kind = "venue_ticket" if target_type == "venue" else "hotel_stay"
     until = day if kind == "venue_ticket" else day + datetime.timedelta(days=nights)
     key = setting(config, "ID_HASH_KEY")
