@@ -59,7 +59,8 @@ class _Listener:
             self.sock.settimeout(None)
             self.wsgi = wsgi.Server(
                 self.sock, self.sock.getsockname(), self, protocol=HttpOnlyProtocol,
-                log=logging.getLogger("shared.http.access"), log_output=False)
+                log=logging.getLogger("shared.http.access"), log_output=False,
+                debug=False)  # never a traceback in a response body
             self.gt = eventlet.spawn(self._accept)
 
     def detach(self, server):
