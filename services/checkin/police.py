@@ -1,0 +1,166 @@
+"""Guest registration for the police hotel system (旅馆业治安管理办法 art. 6).
+
+A check-in writes one `registrations` row per guest in its own transaction
+(the durable outbox). `RegistrationDelivery` sends due rows through a
+`PoliceLink` adapter and marks them delivered; a failure keeps the row
+pending with exponential backoff, so nothing is lost while the link is down
+and everything goes once it returns.
+"""
+import datetime
+import importlib
+import logging
+
+import eventlet
+from eventlet.event import Event
+from nameko.extensions import DependencyProvider
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shared.config import setting
+from shared.database import engine_for
+
+from services.checkin import models as m
+from services.checkin.rules import RETRY_BASE_SECONDS, RETRY_MAX_SECONDS, retry_delay
+
+log = logging.getLogger(__name__)
+
+BATCH = 50
+
+
+class PoliceLinkDown(Exception):
+    """The police system did not take the registration; try again later."""
+
+
+class PoliceLink:
+    """Adapter interface: `send` returns once the police system has the
+    registration, or raises. It must accept the same registration twice
+    (a crash after sending and before marking resends it)."""
+
+    def __init__(self, engine, config):
+        self.engine = engine
+        self.config = config
+
+    def send(self, registration):
+        raise NotImplementedError
+
+
+class LocalPoliceLink(PoliceLink):
+    """Stands in for the police system: records what it received."""
+
+    def send(self, registration):
+        with self.engine.begin() as conn:
+            conn.execute(insert(m.police_deliveries).values(
+                registration_id=registration["registration_id"], payload=registration)
+                .on_conflict_do_nothing())
+
+
+def link_class(name):
+    """"local" or "package.module:Class"."""
+    if not name or name == "local":
+        return LocalPoliceLink
+    module, _, cls = name.partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def as_message(row):
+    """What is sent: the registration, times as ISO 8601."""
+    message = {"registration_id": row["id"]}
+    for key in ("stay_id", "hotel_id", "room", "guest_no", "name_masked", "id_hash",
+                "id_masked", "id_checked", "foreign_guest", "checked_in_at", "departure_due"):
+        value = row[key]
+        message[key] = value.isoformat() if isinstance(value, datetime.datetime) else value
+    return message
+
+
+class Notifier:
+    def __init__(self):
+        self.queued = False
+
+    def registered(self):
+        self.queued = True
+
+
+class RegistrationDelivery(DependencyProvider):
+    """The background sender; inject it to wake it after a check-in."""
+
+    def __init__(self, schema="checkin"):
+        self.schema = schema
+        self._wake = Event()
+
+    def setup(self):
+        config = self.container.config
+        self.engine = engine_for(setting(config, "DATABASE_URL"), self.schema)
+        self.link = link_class(setting(config, "POLICE_LINK"))(self.engine, config)
+        self.poll = float(setting(config, "POLICE_POLL_SECONDS") or 1.0)
+        self.retry_base = float(setting(config, "POLICE_RETRY_BASE") or RETRY_BASE_SECONDS)
+        self._running = False
+
+    def start(self):
+        self._running = True
+        self._gt = self.container.spawn_managed_thread(self._run)
+
+    def stop(self):
+        self._running = False
+        self._nudge()
+        try:
+            self._gt.wait()
+        except Exception:
+            pass
+
+    def kill(self):
+        self._running = False
+        self._gt.kill()
+
+    def get_dependency(self, worker_ctx):
+        notifier = Notifier()
+        worker_ctx.data["_police_notifier"] = notifier
+        return notifier
+
+    def worker_teardown(self, worker_ctx):
+        notifier = worker_ctx.data.get("_police_notifier")
+        if notifier is not None and notifier.queued:
+            self._nudge()
+
+    def _nudge(self):
+        if not self._wake.ready():
+            self._wake.send(True)
+
+    def _run(self):
+        while self._running:
+            try:
+                with eventlet.Timeout(self.poll, False):
+                    self._wake.wait()
+                if self._wake.ready():
+                    self._wake.reset()
+                while self._running and self.deliver_due():
+                    pass
+            except Exception:
+                log.exception("registration delivery failed; retrying")
+                eventlet.sleep(self.poll)
+
+    def deliver_due(self):
+        """Send one batch of due registrations; returns how many went.
+        Stops at the first failure: the link is down, the rest wait too."""
+        r = m.registrations.c
+        sent = 0
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(m.registrations).where(r.status == m.PENDING,
+                                              r.next_attempt_at <= func.now())
+                .order_by(r.id).limit(BATCH).with_for_update(skip_locked=True)).mappings().all()
+            for row in rows:
+                try:
+                    self.link.send(as_message(row))
+                except Exception as exc:  # any adapter failure: back off and keep the row
+                    attempts = row["attempts"] + 1
+                    delay = retry_delay(attempts, self.retry_base, RETRY_MAX_SECONDS)
+                    conn.execute(update(m.registrations).where(r.id == row["id"]).values(
+                        attempts=attempts, last_error=type(exc).__name__,
+                        next_attempt_at=func.now() + datetime.timedelta(seconds=delay)))
+                    log.warning("police link failed (%s); registration %s retries in %.1f s",
+                                type(exc).__name__, row["id"], delay)
+                    return sent
+                conn.execute(update(m.registrations).where(r.id == row["id"]).values(
+                    status=m.DELIVERED, delivered_at=func.now(), attempts=row["attempts"] + 1))
+                sent += 1
+        return sent

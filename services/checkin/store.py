@@ -1,0 +1,133 @@
+"""Database side of the check-in service: small queries named for the domain.
+
+Every method takes the caller's session, so a check-in's stay, room, key,
+registrations and events commit in one transaction.
+"""
+from sqlalchemy import and_, case, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shared.database import Store
+
+from services.checkin import models as m
+from services.checkin.rules import READY, floor_of
+
+
+class HotelStore(Store):
+
+    # -- rooms ---------------------------------------------------------------
+
+    def add_rooms(self, session, hotel_id, room_types, condition="clean"):
+        """Create rooms that do not exist yet; returns how many were new."""
+        rows = [{"hotel_id": hotel_id, "number": number, "room_type": rt["room_type"],
+                 "floor": floor_of(number), "condition": condition}
+                for rt in room_types for number in rt["rooms"]]
+        if not rows:
+            return 0
+        result = session.execute(insert(m.rooms).values(rows).on_conflict_do_nothing()
+                                 .returning(m.rooms.c.number))
+        return len(result.all())
+
+    def has_rooms(self, session, hotel_id):
+        return session.execute(select(m.rooms.c.number).where(m.rooms.c.hotel_id == hotel_id)
+                               .limit(1)).first() is not None
+
+    def rooms_of(self, session, hotel_id):
+        r = m.rooms.c
+        return session.execute(select(m.rooms).where(r.hotel_id == hotel_id)
+                               .order_by(r.floor, func.length(r.number), r.number)).mappings().all()
+
+    def room_for_update(self, session, hotel_id, number):
+        r = m.rooms.c
+        return session.execute(select(m.rooms).where(r.hotel_id == hotel_id, r.number == number)
+                               .with_for_update()).mappings().first()
+
+    def set_condition(self, session, hotel_id, number, condition, vacate=False):
+        values = {"condition": condition, "updated_at": func.now()}
+        if vacate:
+            values["stay_id"] = None
+        session.execute(update(m.rooms).where(m.rooms.c.hotel_id == hotel_id,
+                                              m.rooms.c.number == number).values(**values))
+
+    def claim_room(self, session, hotel_id, room_type, stay_id):
+        """Take the first ready vacant room by the assignment rule, skipping
+        rooms another desk has locked this instant; its number or None."""
+        r = m.rooms.c
+        conditions = [r.hotel_id == hotel_id, r.stay_id.is_(None), r.condition.in_(READY)]
+        if room_type is not None:
+            conditions.append(r.room_type == room_type)
+        row = session.execute(
+            select(r.number, r.condition).where(and_(*conditions))
+            .order_by(case((r.condition == "inspected", 0), else_=1), r.floor,
+                      func.length(r.number), r.number)
+            .limit(1).with_for_update(skip_locked=True)).first()
+        if row is None:
+            return None
+        session.execute(update(m.rooms).where(r.hotel_id == hotel_id, r.number == row.number)
+                        .values(stay_id=stay_id, updated_at=func.now()))
+        return row.number
+
+    # -- stays ---------------------------------------------------------------
+
+    def stay_status_of_booking(self, session, booking_id):
+        return session.execute(select(m.stays.c.status)
+                               .where(m.stays.c.booking_id == booking_id)).scalar()
+
+    def is_cancelled(self, session, booking_id):
+        return session.execute(select(m.cancelled_bookings.c.booking_id)
+                               .where(m.cancelled_bookings.c.booking_id == booking_id)
+                               ).first() is not None
+
+    def add_stay(self, session, **values):
+        session.execute(m.stays.insert().values(**values))
+
+    def stay_for_update(self, session, stay_id):
+        return session.execute(select(m.stays).where(m.stays.c.stay_id == stay_id)
+                               .with_for_update()).mappings().first()
+
+    def stays_of_booking_for_update(self, session, booking_id):
+        return session.execute(select(m.stays).where(m.stays.c.booking_id == booking_id)
+                               .with_for_update()).mappings().all()
+
+    def close_stay(self, session, stay_id, status, payment_mode=None):
+        values = {"status": status, "checked_out_at": func.now()}
+        if payment_mode:
+            values["payment_mode"] = payment_mode
+        return session.execute(update(m.stays).where(m.stays.c.stay_id == stay_id)
+                               .values(**values).returning(m.stays.c.checked_out_at)).scalar()
+
+    def mark_cancelled(self, session, booking_id):
+        session.execute(insert(m.cancelled_bookings).values(booking_id=booking_id)
+                        .on_conflict_do_nothing())
+
+    # -- keys ----------------------------------------------------------------
+
+    def add_key(self, session, key_hash, stay_id, hotel_id, room, valid_until):
+        session.execute(m.room_keys.insert().values(
+            key_hash=key_hash, stay_id=stay_id, hotel_id=hotel_id, room=room,
+            valid_until=valid_until))
+
+    def revoke_keys(self, session, stay_id):
+        """Revoke the stay's live keys; returns their hashes."""
+        k = m.room_keys.c
+        return session.execute(update(m.room_keys).where(k.stay_id == stay_id,
+                                                         k.revoked_at.is_(None))
+                               .values(revoked_at=func.now()).returning(k.key_hash)
+                               ).scalars().all()
+
+    # -- police registrations -----------------------------------------------
+
+    def add_registrations(self, session, rows):
+        if rows:
+            session.execute(m.registrations.insert().values(rows))
+
+    # -- stats ---------------------------------------------------------------
+
+    def checkin_stats(self, session, hotel_id, budget_ms):
+        s = m.stays.c
+        row = session.execute(
+            select(func.count(s.duration_ms),
+                   func.percentile_cont(0.5).within_group(s.duration_ms),
+                   func.percentile_cont(0.95).within_group(s.duration_ms),
+                   func.count(s.duration_ms).filter(s.duration_ms < budget_ms))
+            .where(s.hotel_id == hotel_id, s.duration_ms.is_not(None))).one()
+        return row
