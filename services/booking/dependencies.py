@@ -1,0 +1,224 @@
+"""Dependency providers of the booking service: the store (bookings and
+catalogue in PostgreSQL), the Redis records it writes, and its keys."""
+import hmac
+import json
+import time
+from types import SimpleNamespace
+
+from nameko.extensions import DependencyProvider
+from sqlalchemy import select
+
+from shared import qr
+from shared.clock import city_today
+from shared.config import setting
+from shared.credentials import CredentialCache, expiry_epoch
+from shared.database import Store
+from shared.devices import DEVICE_TTL
+from shared.errors import ApiError
+from shared.redis import RedisDependency
+from services.booking import catalogue, inventory, ledger, rules
+from services.booking.models import bookings, venue_slots, venues
+
+# SET every key of a record unless one of them already holds a cancelled
+# record: a slow confirm must never overwrite a cancellation that won the race.
+_PUT_UNLESS_CANCELLED = """
+for _, key in ipairs(KEYS) do
+  local current = redis.call('GET', key)
+  if current and string.find(current, '"status":"cancelled"', 1, true) then return 0 end
+end
+for _, key in ipairs(KEYS) do redis.call('SET', key, ARGV[1], 'EX', ARGV[2]) end
+return 1
+"""
+
+
+class BookingStore(Store):
+    """Each method is one transaction."""
+
+    def tourist(self, token):
+        with self.session() as s:
+            tourist_id = ledger.tourist_by_token(s, token)
+        if tourist_id is None:
+            raise ApiError("unauthenticated", "unknown tourist token")
+        return tourist_id
+
+    def register_tourist(self, phone, name):
+        with self.session() as s:
+            return ledger.register_tourist(s, phone, name)
+
+    def search(self, **query):
+        with self.session() as s:
+            return inventory.search(s, **query)
+
+    def availability(self, venue_id, day):
+        with self.session() as s:
+            daily = s.execute(select(venues.c.daily_capacity)
+                              .where(venues.c.venue_id == venue_id)).scalar()
+            if daily is None:
+                raise ApiError("not_found", "venue not found")
+            slots = s.execute(select(venue_slots).where(venue_slots.c.venue_id == venue_id)
+                              .order_by(venue_slots.c.start, venue_slots.c.slot)).all()
+            sold, day_counter = inventory.slot_counters(s, venue_id, day)
+        day_counter = day_counter or (daily, 0)
+        return [{"slot": x.slot, "start": x.start, "end": x.end,
+                 "remaining": rules.remaining(sold.get(x.slot, (x.quota, 0)), day_counter)}
+                for x in slots]
+
+    def book(self, tourist_id, key, req_hash, data, today, id_key, outbox):
+        with self.session() as s:
+            existing = ledger.by_key(s, tourist_id, key)
+        if existing is not None:  # a retry: same body -> same booking
+            decision = rules.same_request(existing.request_hash, req_hash)
+            if not decision:
+                raise ApiError(decision.reason, decision.message)
+            return 200, self.booking(tourist_id, existing.booking_id), None
+        with self.session() as s:
+            status, booking_id, record = ledger.create(s, tourist_id, key, req_hash, data, today,
+                                                       id_key, outbox.add)
+        return status, self.booking(tourist_id, booking_id), record
+
+    def booking(self, tourist_id, booking_id):
+        with self.session() as s:
+            return ledger.get(s, tourist_id, booking_id)[1]
+
+    def booking_row(self, tourist_id, booking_id):
+        with self.session() as s:
+            return ledger.get(s, tourist_id, booking_id)[0]
+
+    def bookings(self, tourist_id, limit, offset):
+        with self.session() as s:
+            return ledger.list_for(s, tourist_id, limit, offset)
+
+    def credential_of(self, tourist_id, booking_id):
+        """The current record of the caller's booking (404 if not theirs)."""
+        with self.session() as s:
+            ledger.get(s, tourist_id, booking_id)
+            return ledger.credential_record(s, booking_id)
+
+    def cancel(self, tourist_id, booking_id, outbox):
+        with self.session() as s:
+            return ledger.cancel(s, tourist_id, booking_id, outbox.add)
+
+    def credential(self, credential_id):
+        with self.session() as s:
+            booking_id = s.execute(select(bookings.c.booking_id)
+                                   .where(bookings.c.credential_id == credential_id)).scalar()
+            return ledger.credential_record(s, booking_id) if booking_id else None
+
+    def find_credential(self, **criteria):
+        with self.session() as s:
+            return ledger.find_credential(s, **criteria)
+
+    def apply_entry(self, first_delivery, booking_id, admitted):
+        with self.session() as s:
+            if first_delivery(s):
+                ledger.apply_entry(s, booking_id, admitted)
+
+    def apply_stay(self, first_delivery, booking_id, rule):
+        with self.session() as s:
+            if first_delivery(s):
+                ledger.apply_stay(s, booking_id, rule)
+
+    # -- catalogue (admin) --
+    def add_hotel(self, spec, outbox):
+        with self.session() as s:
+            return catalogue.add_hotels(s, outbox.add, [spec])[0]
+
+    def add_venue(self, spec):
+        with self.session() as s:
+            return catalogue.add_venues(s, [spec])[0]
+
+    def hotel(self, hotel_id):
+        with self.session() as s:
+            return catalogue.hotel(s, hotel_id)
+
+    def venue(self, venue_id):
+        with self.session() as s:
+            return catalogue.venue(s, venue_id)
+
+    def add_device(self, spec, key_hash):
+        with self.session() as s:
+            if not catalogue.target_exists(s, spec):
+                raise ApiError("not_found", "%s not found" % ("venue" if spec.get("venue_id")
+                                                               else "hotel"))
+            device_id = catalogue.add_device(s, spec, key_hash)
+            return catalogue.device_by_hash(s, key_hash) | {"device_id": device_id}
+
+    def revoke_device(self, device_id):
+        with self.session() as s:
+            return catalogue.revoke_device(s, device_id)
+
+    def device(self, key_hash):
+        with self.session() as s:
+            return catalogue.device_by_hash(s, key_hash)
+
+    def hotel_rooms(self, hotel_id):
+        found = self.hotel(hotel_id)
+        if found is None:
+            return None
+        return {"hotel_id": hotel_id, "room_types": [
+            {"room_type": rt["room_type"], "rooms": rt["rooms"]} for rt in found["room_types"]]}
+
+
+class Records:
+    """The Redis records booking owns: credentials and devices."""
+
+    def __init__(self, client, prefix, tz_name):
+        self.cache = CredentialCache(client, prefix)
+        self.tz_name = tz_name
+        self._put_unless_cancelled = client.register_script(_PUT_UNLESS_CANCELLED)
+
+    def _ttl(self, record):
+        return max(60, int(expiry_epoch(record, self.tz_name) - time.time()))
+
+    def confirm(self, record):
+        """After the booking committed; never overwrites a cancellation."""
+        self._put_unless_cancelled(keys=self.cache.keys_of(record), args=[
+            json.dumps(record, separators=(",", ":")), self._ttl(record)])
+
+    def revoke(self, record):
+        """Mark cancelled under every key (unconditional)."""
+        self.cache.put(dict(record, status="cancelled"))
+
+    def put(self, record):
+        self.cache.put(record)
+
+    def put_device(self, key_hash, record):
+        self.cache.write(self.cache.key("device", key_hash), record, DEVICE_TTL)
+
+    def forget_device(self, key_hash):
+        self.cache.redis.delete(self.cache.key("device", key_hash))
+
+    def ping(self):
+        self.cache.redis.ping()
+
+
+class RecordsDependency(RedisDependency):
+    def setup(self):
+        super().setup()
+        self.tz_name = setting(self.container.config, "CITY_TZ")
+
+    def wrap(self, client, prefix):
+        return Records(client, prefix, self.tz_name)
+
+
+class Keys(DependencyProvider):
+    """Secrets and settings the booking code needs, read once."""
+
+    def setup(self):
+        config = self.container.config
+        self.values = SimpleNamespace(
+            admin_token=setting(config, "ADMIN_TOKEN"),
+            id_hash_key=setting(config, "ID_HASH_KEY"),
+            qr_key=qr.signing_key(setting(config, "QR_SIGNING_KEY")),
+            config=config)
+
+    def get_dependency(self, worker_ctx):
+        return self.values
+
+
+def is_admin(keys, token):
+    return hmac.compare_digest(token.encode(), keys.admin_token.encode())
+
+
+def today(keys):
+    return city_today(keys.config)

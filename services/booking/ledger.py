@@ -1,0 +1,309 @@
+"""Bookings: create, cancel, read, and the credential record built from them.
+
+Every function takes a session (one transaction, shared.database.Store) and
+raises ApiError on a refusal so the whole transaction rolls back.
+"""
+import secrets
+import uuid
+
+from sqlalchemy import case, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+
+from shared import events, idnumber
+from shared.credentials import CredentialRecordSchema
+from shared.errors import ApiError, not_found
+from services.booking import inventory, rules
+from services.booking.models import (booking_people, bookings, hotels, room_types, ticket_holders,
+                                     tourists, venue_slots, venues)
+
+
+def _raise(decision):
+    if not decision:
+        fields = {decision.field: [decision.message]} if decision.field else None
+        raise ApiError(decision.reason, decision.message, fields)
+
+
+# -- tourists ---------------------------------------------------------------
+
+def register_tourist(session, phone, name):
+    tourist_id, token = uuid.uuid4().hex, "tt_" + secrets.token_urlsafe(32)
+    session.execute(insert(tourists).values(tourist_id=tourist_id, phone=phone, name=name.strip(),
+                                            token_hash=rules.token_hash(token)))
+    return tourist_id, token
+
+
+def tourist_by_token(session, token):
+    return session.execute(select(tourists.c.tourist_id)
+                           .where(tourists.c.token_hash == rules.token_hash(token))).scalar()
+
+
+# -- creating ---------------------------------------------------------------
+
+def by_key(session, tourist_id, key):
+    return session.execute(select(bookings).where(
+        bookings.c.tourist_id == tourist_id, bookings.c.idempotency_key == key)).first()
+
+
+def people_rows(people, id_key):
+    return [{"position": i, "name": p["name"].strip(), "name_masked": idnumber.mask_name(p["name"]),
+             "id_hash": idnumber.id_hash(id_key, p["id_number"]),
+             "id_masked": idnumber.mask(p["id_number"])} for i, p in enumerate(people)]
+
+
+def _insert_booking(session, values):
+    """Insert the booking row, claiming the Idempotency-Key. Returns the new
+    booking_id, or None when the key is already taken (by a committed
+    concurrent request: the unique index made us wait for it)."""
+    for _ in range(5):
+        values = dict(values, code=rules.new_code())
+        try:
+            with session.begin_nested():  # a code collision must not abort the booking
+                return session.execute(
+                    pg_insert(bookings).values(**values)
+                    .on_conflict_do_nothing(constraint="bookings_idempotency")
+                    .returning(bookings.c.booking_id)).scalar()
+        except IntegrityError as exc:
+            if "bookings_code_key" not in str(exc.orig):
+                raise
+    raise ApiError("unavailable", "could not allocate a booking code; retry")
+
+
+def create(session, tourist_id, key, req_hash, data, today, id_key, emit):
+    """Book a hotel stay or venue ticket. Returns (status, booking_id, record):
+    201 for a new booking, 200 when this key already made it."""
+    people_field = "guests" if data["kind"] == "hotel_stay" else "visitors"
+    people = people_rows(data[people_field], id_key)
+    _raise(rules.distinct_people([p["id_hash"] for p in people], people_field))
+    booking_id = uuid.uuid4().hex
+    values = {"booking_id": booking_id, "tourist_id": tourist_id, "kind": data["kind"],
+              "status": "confirmed", "idempotency_key": key, "request_hash": req_hash,
+              "credential_id": str(uuid.uuid4()), "party_size": len(people)}
+    if data["kind"] == "hotel_stay":
+        rt = session.execute(select(room_types).where(
+            room_types.c.hotel_id == data["hotel_id"],
+            room_types.c.room_type == data["room_type"])).first()
+        if rt is None:
+            raise not_found("hotel or room type")
+        _raise(rules.check_stay(data["check_in"], data["check_out"], today))
+        _raise(rules.party_fits(len(people), rt.max_guests))
+        stay = rules.nights(data["check_in"], data["check_out"])
+        values.update(hotel_id=rt.hotel_id, room_type=rt.room_type, check_in=data["check_in"],
+                      check_out=data["check_out"], price_total=rt.price * len(stay))
+    else:
+        venue = session.execute(select(venues).where(venues.c.venue_id == data["venue_id"])).first()
+        if venue is None:
+            raise not_found("venue")
+        _raise(rules.check_day(data["date"], today))
+        slot = _slot(session, venue.venue_id, data.get("slot"))
+        values.update(venue_id=venue.venue_id, day=data["date"], slot=slot.slot)
+
+    if _insert_booking(session, values) is None:
+        existing = by_key(session, tourist_id, key)
+        _raise(rules.same_request(existing.request_hash, req_hash))
+        return 200, existing.booking_id, None
+
+    if data["kind"] == "hotel_stay":
+        inventory.reserve_room(session, rt.hotel_id, rt.room_type, rt.total, stay)
+    else:
+        if venue.one_per_id:
+            claimed = session.execute(pg_insert(ticket_holders).values([
+                {"venue_id": venue.venue_id, "day": data["date"], "id_hash": p["id_hash"],
+                 "booking_id": booking_id} for p in people])
+                .on_conflict_do_nothing().returning(ticket_holders.c.id_hash)).all()
+            _raise(rules.holders_free(len(people), len(claimed)))
+        inventory.reserve_tickets(session, venue, slot, data["date"], len(people))
+    session.execute(insert(booking_people), [dict(p, booking_id=booking_id) for p in people])
+    record = credential_record(session, booking_id)
+    emit(session, events.BOOKING_CONFIRMED, _event_payload(record))
+    return 201, booking_id, record
+
+
+def _slot(session, venue_id, name):
+    slots = session.execute(select(venue_slots).where(venue_slots.c.venue_id == venue_id)
+                            .order_by(venue_slots.c.start)).all()
+    if name is None and len(slots) == 1:
+        return slots[0]  # a venue with one (whole-day) slot needs no slot name
+    for s in slots:
+        if s.slot == name:
+            return s
+    if name is None:
+        raise ApiError("validation_error", "the request is invalid",
+                       {"slot": ["this venue sells timed slots: choose one of %s"
+                                 % ", ".join(s.slot for s in slots)]})
+    raise not_found("slot")
+
+
+def _event_payload(record):
+    return {"booking_id": record["booking_id"], "kind": record["kind"],
+            "target_type": record["target_type"], "target_id": record["target_id"],
+            "credential": record}
+
+
+# -- cancelling -------------------------------------------------------------
+
+def cancel(session, tourist_id, booking_id, emit):
+    """Cancel the caller's booking: status, inventory, per-ID rows, event.
+    Returns the cancelled credential record."""
+    row = session.execute(select(bookings).where(
+        bookings.c.booking_id == booking_id, bookings.c.tourist_id == tourist_id)
+        .with_for_update()).first()
+    if row is None:
+        raise not_found("booking")
+    _raise(rules.can_cancel(row.status))
+    session.execute(update(bookings).where(bookings.c.booking_id == booking_id)
+                    .values(status="cancelled", updated_at=_now()))
+    if row.kind == "hotel_stay":
+        inventory.release_room(session, row.hotel_id, row.room_type,
+                               rules.nights(row.check_in, row.check_out))
+    else:
+        inventory.release_tickets(session, row.venue_id, row.slot, row.day, row.party_size)
+        session.execute(ticket_holders.delete().where(ticket_holders.c.booking_id == booking_id))
+    record = credential_record(session, booking_id)
+    emit(session, events.BOOKING_CANCELLED, _event_payload(record))
+    return record
+
+
+def _now():
+    from sqlalchemy import func
+    return func.now()
+
+
+# -- reading ----------------------------------------------------------------
+
+def _booking_query():
+    return (select(bookings, hotels.c.name.label("hotel_name"), venues.c.name.label("venue_name"),
+                   venues.c.entry_policy, venue_slots.c.start.label("slot_start"),
+                   venue_slots.c["end"].label("slot_end"))
+            .select_from(bookings.outerjoin(hotels, hotels.c.hotel_id == bookings.c.hotel_id)
+                         .outerjoin(venues, venues.c.venue_id == bookings.c.venue_id)
+                         .outerjoin(venue_slots, (venue_slots.c.venue_id == bookings.c.venue_id)
+                                    & (venue_slots.c.slot == bookings.c.slot))))
+
+
+def _people(session, booking_ids):
+    out = {}
+    for p in session.execute(select(booking_people).where(
+            booking_people.c.booking_id.in_(booking_ids)).order_by(booking_people.c.position)):
+        out.setdefault(p.booking_id, []).append(p)
+    return out
+
+
+def view(row, people):
+    """What the tourist sees: masked names and ID numbers only."""
+    shown = [{"name_masked": p.name_masked, "id_masked": p.id_masked} for p in people]
+    out = {"booking_id": row.booking_id, "kind": row.kind, "status": row.status,
+           "code": row.code, "credential_id": row.credential_id,
+           "created_at": row.created_at.isoformat(), "party_size": row.party_size}
+    if row.kind == "hotel_stay":
+        out.update(hotel_id=row.hotel_id, hotel_name=row.hotel_name, room_type=row.room_type,
+                   check_in=row.check_in.isoformat(), check_out=row.check_out.isoformat(),
+                   price_total=float(row.price_total), guests=shown)
+    else:
+        out.update(venue_id=row.venue_id, venue_name=row.venue_name, date=row.day.isoformat(),
+                   slot=row.slot, slot_start=row.slot_start, slot_end=row.slot_end,
+                   visitors=shown)
+    return out
+
+
+def get(session, tourist_id, booking_id):
+    """The caller's booking; someone else's is simply not found."""
+    row = session.execute(_booking_query().where(
+        bookings.c.booking_id == booking_id, bookings.c.tourist_id == tourist_id)).first()
+    if row is None:
+        raise not_found("booking")
+    return row, view(row, _people(session, [booking_id]).get(booking_id, []))
+
+
+def list_for(session, tourist_id, limit, offset):
+    rows = session.execute(_booking_query().where(bookings.c.tourist_id == tourist_id)
+                           .order_by(bookings.c.created_at.desc(), bookings.c.booking_id)
+                           .limit(limit).offset(offset)).all()
+    people = _people(session, [r.booking_id for r in rows])
+    return [view(r, people.get(r.booking_id, [])) for r in rows]
+
+
+# -- credential records -----------------------------------------------------
+
+def record_of(row, people):
+    hotel = row.kind == "hotel_stay"
+    record = {
+        "version": 1, "credential_id": row.credential_id, "booking_id": row.booking_id,
+        "kind": row.kind, "target_type": "hotel" if hotel else "venue",
+        "target_id": row.hotel_id if hotel else row.venue_id, "code": row.code,
+        "valid_from": (row.check_in if hotel else row.day).isoformat(),
+        "valid_until": (row.check_out if hotel else row.day).isoformat(),
+        "slot": None if hotel else row.slot,
+        "slot_start": None if hotel else row.slot_start,
+        "slot_end": None if hotel else row.slot_end,
+        "party_size": row.party_size,
+        "entry_policy": None if hotel else row.entry_policy,
+        "room_type": row.room_type if hotel else None,
+        "holder_name_masked": people[0].name_masked if people else "",
+        "id_hashes": [p.id_hash for p in people],
+        "status": rules.credential_status(row.status),
+    }
+    return CredentialRecordSchema().load(record)
+
+
+def credential_record(session, booking_id):
+    row = session.execute(_booking_query().where(bookings.c.booking_id == booking_id)).first()
+    if row is None:
+        return None
+    return record_of(row, _people(session, [booking_id]).get(booking_id, []))
+
+
+def find_credential(session, code=None, target_type=None, target_id=None, day=None,
+                    id_hash=None):
+    """By booking code, or by (hotel|venue, day, guest ID hash). An active
+    booking wins over a cancelled one for the same person and day."""
+    q = _booking_query()
+    if code:
+        q = q.where(bookings.c.code == code.upper())
+    elif target_type and target_id and day and id_hash:
+        q = q.where(bookings.c.booking_id.in_(
+            select(booking_people.c.booking_id).where(booking_people.c.id_hash == id_hash)))
+        if target_type == "hotel":
+            q = q.where(bookings.c.hotel_id == target_id, bookings.c.check_in <= day,
+                        bookings.c.check_out > day)
+        else:
+            q = q.where(bookings.c.venue_id == target_id, bookings.c.day == day)
+        q = q.order_by(case((bookings.c.status == "cancelled", 1), else_=0),
+                       bookings.c.created_at.desc())
+    else:
+        return None
+    row = session.execute(q.limit(1)).first()
+    if row is None:
+        return None
+    return record_of(row, _people(session, [row.booking_id]).get(row.booking_id, []))
+
+
+# -- facts reported by gates and desks --------------------------------------
+
+def apply_entry(session, booking_id, admitted):
+    """entry.admitted / entry.annulled: count entries, move used <-> confirmed."""
+    row = session.execute(select(bookings.c.status, bookings.c.entries).where(
+        bookings.c.booking_id == booking_id, bookings.c.kind == "venue_ticket")
+        .with_for_update()).first()
+    if row is None:
+        return None
+    entries = row.entries + 1 if admitted else max(0, row.entries - 1)
+    status = (rules.after_admission(row.status) if admitted
+              else rules.after_annulment(row.status, entries)) or row.status
+    session.execute(update(bookings).where(bookings.c.booking_id == booking_id)
+                    .values(entries=entries, status=status, updated_at=_now()))
+    return status
+
+
+def apply_stay(session, booking_id, rule):
+    """checkin.completed / checkin.checked_out through `rule(status)`."""
+    row = session.execute(select(bookings.c.status).where(
+        bookings.c.booking_id == booking_id, bookings.c.kind == "hotel_stay")
+        .with_for_update()).first()
+    if row is None:
+        return None
+    status = rule(row.status)
+    if status:
+        session.execute(update(bookings).where(bookings.c.booking_id == booking_id)
+                        .values(status=status, updated_at=_now()))
+    return status or row.status
