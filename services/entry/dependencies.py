@@ -1,0 +1,265 @@
+"""What the entry service's workers are given: the live gate counters in Redis
+(one Lua script per scan), venue capacities (cache-aside over booking), and
+the durable record in PostgreSQL."""
+import os
+import time
+
+from sqlalchemy import and_, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from shared import events
+from shared.cacheaside import CacheAsideReader
+from shared.database import Store
+from shared.errors import ApiError
+from shared.redis import RedisDependency
+
+from services.entry.models import admissions, processed_events, revocations, scans
+
+HERE = os.path.dirname(__file__)
+NONCE_TTL = 24 * 3600          # a retried scan gets its first answer for a day
+STATE_TTL = 3 * 24 * 3600      # counters outlive any one-day ticket
+VENUE_TTL = 300                # venue record in Redis (booking owns it)
+VENUE_LOCAL_SECONDS = 2.0      # and in this process, to spare a round trip per scan
+
+
+def _source(name):
+    with open(os.path.join(HERE, name)) as f:
+        return f.read()
+
+
+SCAN_LUA, UNDO_LUA = _source("scan.lua"), _source("undo.lua")
+_scripts = {}
+
+
+def _registered(client):
+    """Both scripts, registered once per client (EVALSHA, reloaded on NOSCRIPT)."""
+    if id(client) not in _scripts:
+        _scripts[id(client)] = (client.register_script(SCAN_LUA),
+                                client.register_script(UNDO_LUA))
+    return _scripts[id(client)]
+
+
+class Answer:
+    """A scan's answer as the script stores it: decision|reason|person|d_inside|d_admitted."""
+
+    def __init__(self, text, inside_before=0, inside_after=0):
+        decision, reason, person, d_inside, d_admitted = text.split("|")
+        self.text = text
+        self.admit = decision == "admit"
+        self.reason = reason
+        self.person_no = int(person) or None
+        self.delta_inside = int(d_inside)
+        self.delta_admitted = int(d_admitted)
+        self.inside_before = inside_before
+        self.inside_after = inside_after
+
+    @staticmethod
+    def encode(admit, reason, person_no=None, delta_inside=0, delta_admitted=0):
+        return "%s|%s|%d|%d|%d" % ("admit" if admit else "deny", reason, person_no or 0,
+                                   delta_inside, delta_admitted)
+
+
+class GateCounters:
+    """Per-credential entry state, per-venue occupancy and nonce answers."""
+
+    def __init__(self, client, prefix):
+        self.redis = client
+        self.prefix = prefix
+        self._scan, self._undo = _registered(client)
+
+    def keys(self, gate_id, nonce, credential_id, venue_id, day):
+        p = self.prefix + "entry:"
+        return [p + "nonce:%s:%s" % (gate_id, nonce), p + "cred:%s" % (credential_id or "-"),
+                p + "occ:%s:%s" % (venue_id, day)]
+
+    def scan(self, keys, static, direction, policy, party, caps, seed=None):
+        """("replay", Answer) | ("miss", None) | ("new", Answer): one round trip."""
+        args = [static, direction, policy, party, caps[0], caps[1], NONCE_TTL, STATE_TTL]
+        if seed:
+            args += ["1", seed["in"], seed["out"], seed["revoked"] or "", seed["inside"],
+                     seed["admitted"]]
+        else:
+            args.append("0")
+        result = self._scan(keys=keys, args=args)
+        if result[0] == "replay":
+            return "replay", Answer(result[1])
+        if result[0] == "miss":
+            return "miss", None
+        return "new", Answer(result[1], int(result[2]), int(result[3]))
+
+    def undo(self, keys, direction, answer, new_answer="", floor=None):
+        """Take back `answer`'s effect; returns (inside_before, inside_after)."""
+        before, after = self._undo(keys=keys, args=[
+            direction, answer.delta_inside, answer.delta_admitted, new_answer,
+            "" if floor is None else floor])
+        return int(before), int(after)
+
+    def revoke(self, credential_id, reason):
+        key = self.prefix + "entry:cred:%s" % credential_id
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(key, "rev", reason)
+        pipe.expire(key, STATE_TTL)
+        pipe.execute()
+
+    def occupancy(self, venue_id, day):
+        """(inside, admitted) or None when Redis has no state for the venue today."""
+        inside, admitted = self.redis.hmget(self.prefix + "entry:occ:%s:%s" % (venue_id, day),
+                                            "inside", "admitted")
+        return None if inside is None else (int(inside), int(admitted or 0))
+
+    def ping(self):
+        self.redis.ping()
+
+
+class EntryRedis(RedisDependency):
+    def wrap(self, client, prefix):
+        return GateCounters(client, prefix)
+
+
+class VenueDirectory:
+    """`venue:<id>` {venue_id, instantaneous_capacity, daily_capacity, entry_policy}:
+    Redis first, booking's `get_venue(venue_id)` RPC on a miss."""
+
+    _local = {}
+
+    def __init__(self, cache, booking):
+        self.cache = cache
+        self.booking = booking
+
+    def get(self, venue_id):
+        key = self.cache.key("venue", venue_id)
+        hit = self._local.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        venue = self.cache.fetch(key, lambda: self.booking.call("get_venue", venue_id=venue_id),
+                                 lambda _: VENUE_TTL)
+        if venue is not None:
+            self._local[key] = (time.monotonic() + VENUE_LOCAL_SECONDS, venue)
+        return venue
+
+
+class VenueReader(CacheAsideReader):
+    def make(self, cache, caller):
+        return VenueDirectory(cache, caller)
+
+
+def _scan_event(scan, scan_id, reason):
+    return {"scan_id": str(scan_id), "venue_id": scan["venue_id"], "gate_id": scan["gate_id"],
+            "booking_id": scan["booking_id"], "credential_id": scan["credential_id"],
+            "reason": reason, "party": 1}
+
+
+def _event_type(scan):
+    if scan["decision"] != "admit":
+        return events.ENTRY_REFUSED
+    return events.ENTRY_ADMITTED if scan["direction"] == "in" else events.ENTRY_EXITED
+
+
+class EntryStore(Store):
+    """The durable record; each method is one transaction."""
+
+    def record(self, outbox, scan, level_event=None):
+        """Write the scan, its admission row and its events.
+
+        ("recorded", scan_id) | ("replay", earlier scan row: same gate and
+        nonce already recorded) | ("used", admissions already in the
+        database: the single-entry rule refused what Redis allowed).
+        """
+        with self.session() as s:
+            scan_id = s.execute(insert(scans).values(**scan).on_conflict_do_nothing(
+                constraint="scans_gate_nonce").returning(scans.c.id)).scalar()
+            if scan_id is None:
+                earlier = s.execute(select(scans).where(and_(
+                    scans.c.gate_id == scan["gate_id"], scans.c.nonce == scan["nonce"]))
+                ).mappings().first()
+                return "replay", dict(earlier)
+            if scan["person_no"]:
+                got = s.execute(insert(admissions).values(
+                    credential_id=scan["credential_id"], person_no=scan["person_no"],
+                    day=scan["day"], scan_id=scan_id).on_conflict_do_nothing()
+                    .returning(admissions.c.person_no)).scalar()
+                if got is None:
+                    count = s.execute(select(func.count()).select_from(admissions).where(
+                        admissions.c.credential_id == scan["credential_id"])).scalar()
+                    s.execute(update(scans).where(scans.c.id == scan_id).values(
+                        decision="deny", reason="already_used", person_no=None,
+                        delta_inside=0, delta_admitted=0))
+                    outbox.add(s, events.ENTRY_REFUSED, _scan_event(scan, scan_id, "already_used"))
+                    return "used", count
+            outbox.add(s, _event_type(scan), _scan_event(scan, scan_id, scan["reason"]))
+            if level_event:
+                outbox.add(s, events.VENUE_OCCUPANCY_LEVEL, level_event)
+            return "recorded", scan_id
+
+    def level_event(self, outbox, payload):
+        with self.session() as s:
+            outbox.add(s, events.VENUE_OCCUPANCY_LEVEL, payload)
+
+    def state(self, credential_id, venue_id, day):
+        """Rebuild the Redis state from the record (after Redis lost it)."""
+        live = and_(scans.c.decision == "admit", scans.c.annulled.is_(False))
+        with self.session() as s:
+            entries, exits = s.execute(select(
+                func.count().filter(scans.c.direction == "in"),
+                func.count().filter(and_(scans.c.direction == "out", scans.c.delta_inside < 0)))
+                .where(and_(scans.c.credential_id == credential_id, live))).one()
+            # never below the admission rows: they are the single-entry truth
+            entries = max(entries, s.execute(select(func.count()).select_from(admissions).where(
+                admissions.c.credential_id == credential_id)).scalar())
+            revoked = s.execute(select(revocations.c.reason).where(
+                revocations.c.credential_id == credential_id)).scalar()
+        inside, admitted = self.occupancy(venue_id, day)
+        return {"in": entries, "out": exits, "revoked": revoked, "inside": inside,
+                "admitted": admitted}
+
+    def occupancy(self, venue_id, day):
+        with self.session() as s:
+            inside, admitted = s.execute(select(
+                func.coalesce(func.sum(scans.c.delta_inside), 0),
+                func.coalesce(func.sum(scans.c.delta_admitted), 0)).where(and_(
+                    scans.c.venue_id == venue_id, scans.c.day == day,
+                    scans.c.annulled.is_(False)))).one()
+        return max(int(inside), 0), int(admitted)
+
+    def find_scan(self, gate_id, nonce):
+        with self.session() as s:
+            row = s.execute(select(scans).where(and_(
+                scans.c.gate_id == gate_id, scans.c.nonce == nonce))).mappings().first()
+        return dict(row) if row else None
+
+    def annul(self, outbox, scan_id):
+        """Mark the admission annulled and free its admission row; False if
+        another request annulled it first."""
+        with self.session() as s:
+            row = s.execute(update(scans).where(and_(
+                scans.c.id == scan_id, scans.c.annulled.is_(False))).values(annulled=True)
+                .returning(*scans.c)).mappings().first()
+            if row is None:
+                return False
+            if row["person_no"]:
+                # free the highest person number, so the next admission
+                # (Redis counts one fewer) takes exactly that number again
+                top = s.execute(select(func.max(admissions.c.person_no)).where(
+                    admissions.c.credential_id == row["credential_id"])).scalar()
+                s.execute(admissions.delete().where(and_(
+                    admissions.c.credential_id == row["credential_id"],
+                    admissions.c.person_no == top)))
+            outbox.add(s, events.ENTRY_ANNULLED, _scan_event(row, row["id"], "ok"))
+            return True
+
+    def revoke(self, credential_id, reason, booking_id=None, event_id=None):
+        """Record a revocation; with `event_id`, at most once per event."""
+        with self.session() as s:
+            if event_id and not events.first_delivery(s, processed_events, event_id,
+                                                      "entry.on_booking_" + reason):
+                return False
+            s.execute(insert(revocations).values(
+                credential_id=credential_id, reason=reason, booking_id=booking_id)
+                .on_conflict_do_nothing())
+            return True
+
+
+def require(value, what):
+    if value is None:
+        raise ApiError("not_found", "%s not found" % what)
+    return value

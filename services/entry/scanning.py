@@ -1,0 +1,198 @@
+"""One gate scan from request to answer.
+
+Cache hit: device GET, credential GET, one EVALSHA (the venue record is held
+in-process for two seconds), then one PostgreSQL transaction. Redis decides
+and reserves atomically; PostgreSQL confirms durably, and where the two
+disagree (Redis lost state, a retried nonce) the database wins and the Redis
+side is taken back.
+"""
+import datetime
+import functools
+import logging
+import re
+
+from shared import idnumber, metrics, qr
+from shared.clock import city_now, city_zone
+from shared.config import setting
+from shared.errors import ApiError
+
+from services.entry import rules
+from services.entry.dependencies import Answer
+
+log = logging.getLogger(__name__)
+
+CODE = re.compile(r"^[A-Za-z0-9]{4,32}$")
+# reasons after which the record is not this gate's business to describe
+ANONYMOUS = ("unknown", "tampered", "expired_code", "wrong_venue")
+MAX_BACKDATE = datetime.timedelta(hours=24)
+MAX_AHEAD = datetime.timedelta(seconds=60)
+
+
+@functools.lru_cache(maxsize=4)
+def verifying_key(public_hex, signing_hex):
+    if not public_hex:
+        public_hex = qr.public_key_hex(qr.signing_key(signing_hex))
+    return qr.verifying_key(public_hex)
+
+
+def scan_time(config, scanned_at):
+    """The time rules judge by: the gate's own reading time when it buffered the
+    scan (never in the future, at most a day old), else now."""
+    now = city_now(config)
+    if scanned_at is None:
+        return now
+    if scanned_at > now + MAX_AHEAD or scanned_at < now - MAX_BACKDATE:
+        raise ApiError("validation_error", "the request is invalid", fields={
+            "scanned_at": ["must be within the last 24 hours and not in the future"]})
+    return scanned_at.astimezone(city_zone(config))
+
+
+class Scanner:
+    def __init__(self, config, credentials, venues, counters, store, outbox):
+        self.config = config
+        self.credentials = credentials
+        self.venues = venues
+        self.counters = counters
+        self.store = store
+        self.outbox = outbox
+
+    # -- identify ----------------------------------------------------------
+    def identify(self, medium, value, venue_id, now):
+        """(record or None, refusal reason or None). Nothing typed at a gate
+        is echoed back or logged."""
+        if medium == "qr":
+            key = verifying_key(setting(self.config, "QR_PUBLIC_KEY"),
+                                setting(self.config, "QR_SIGNING_KEY"))
+            verdict, credential_id = qr.verify(key, value, now.timestamp())
+            if verdict != "ok":
+                return None, verdict
+            return self.credentials.get(credential_id), None
+        if medium in ("id_card", "face"):
+            # face: the device matched the face to an ID number on the device,
+            # with consent; from here on it is handled exactly like the card.
+            if idnumber.problem(value, now.date()):
+                return None, "unknown"
+            hashed = idnumber.id_hash(setting(self.config, "ID_HASH_KEY"), value)
+            return self.credentials.by_id_hash("venue", venue_id, now.date().isoformat(),
+                                               hashed), None
+        value = value.strip()
+        if not CODE.match(value):
+            return None, "unknown"
+        return self.credentials.by_code(value), None
+
+    # -- decide ------------------------------------------------------------
+    def scan(self, gate, data):
+        now = scan_time(self.config, data["scanned_at"])
+        day = now.date()
+        venue_id, direction = gate["venue_id"], gate.get("direction") or "in"
+        record, refusal = self.identify(data["medium"], data["value"], venue_id, now)
+        static = rules.deny(refusal) if refusal else rules.check_ticket(record, gate, now)
+        venue = self.venues.get(venue_id) if venue_id else None
+        if venue is None and direction == "in" and static.admit:
+            static = rules.deny("blocked", "this gate's venue is not configured")
+        caps = (int((venue or {}).get("instantaneous_capacity") or 0),
+                int((venue or {}).get("daily_capacity") or 0))
+        policy = (record or {}).get("entry_policy") or (venue or {}).get("entry_policy") \
+            or "single"
+        credential_id = record["credential_id"] if record else None
+        keys = self.counters.keys(gate["device_id"], data["nonce"], credential_id, venue_id, day)
+        args = (static.reason if not static.admit else "ok", direction, policy,
+                int((record or {}).get("party_size") or 1), caps)
+
+        kind, answer = self.counters.scan(keys, *args)
+        if kind == "miss":  # Redis lost (or never had) this state: rebuild from the record
+            seed = self.store.state(credential_id, venue_id, day)
+            kind, answer = self.counters.scan(keys, *args, seed=seed)
+        if kind == "replay":
+            return self.respond(answer, record, direction, static)
+
+        row = {"gate_id": gate["device_id"], "nonce": data["nonce"], "venue_id": venue_id,
+               "day": day, "direction": direction, "medium": data["medium"],
+               "credential_id": credential_id,
+               "booking_id": record["booking_id"] if record else None,
+               "decision": "admit" if answer.admit else "deny", "reason": answer.reason,
+               "person_no": answer.person_no, "delta_inside": answer.delta_inside,
+               "delta_admitted": answer.delta_admitted, "scanned_at": now}
+        level = self.level_event(venue_id, answer.inside_before, answer.inside_after, caps[0])
+        try:
+            outcome, detail = self.store.record(self.outbox, row, level)
+        except Exception:
+            log.exception("could not record a scan; taking the Redis side back")
+            self.counters.undo(keys, direction, answer)
+            raise ApiError("unavailable", "the entry record is unavailable; scan again")
+        if outcome == "replay":  # Redis forgot this nonce; the database did not
+            earlier = Answer(Answer.encode(detail["decision"] == "admit", detail["reason"],
+                                           detail["person_no"]))
+            self.counters.undo(keys, direction, answer, new_answer=earlier.text)
+            return self.respond(earlier, record, direction, static)
+        if outcome == "used":  # Redis had lost the admissions; the database had them
+            refused = Answer(Answer.encode(False, "already_used"))
+            self.counters.undo(keys, direction, answer, new_answer=refused.text, floor=detail)
+            answer = refused
+        metrics.DECISIONS.labels("entry", "admit" if answer.admit else "deny",
+                                 answer.reason).inc()
+        if answer.delta_inside:
+            metrics.OCCUPANCY.labels(venue_id).set(answer.inside_after)
+        return self.respond(answer, record, direction, static)
+
+    def level_event(self, venue_id, before, after, capacity):
+        change = rules.level_change(before, after, capacity)
+        if change is None:
+            return None
+        return {"venue_id": venue_id, "previous_level": change[0], "level": change[1],
+                "inside": after, "instantaneous_capacity": capacity}
+
+    def respond(self, answer, record, direction, static):
+        if answer.admit:
+            explanation = "exit recorded" if direction == "out" else rules.EXPLANATIONS["ok"]
+        elif not static.admit and static.reason == answer.reason:
+            explanation = static.explanation
+        else:
+            explanation = rules.EXPLANATIONS[answer.reason]
+        body = {"decision": "admit" if answer.admit else "deny", "reason": answer.reason,
+                "explanation": explanation, "direction": direction}
+        if record is not None and answer.reason not in ANONYMOUS:
+            body.update(booking_id=record["booking_id"], party_size=record["party_size"],
+                        visitor={"name_masked": record["holder_name_masked"]})
+            if answer.person_no:
+                body["person_no"] = answer.person_no
+        return body
+
+    # -- annul -------------------------------------------------------------
+    def annul(self, gate, nonce):
+        scan = self.store.find_scan(gate["device_id"], nonce)
+        if scan is None:
+            # another gate's nonce looks exactly like an unknown one
+            raise ApiError("not_found", "no scan with this nonce from this gate")
+        if scan["annulled"]:
+            return {"nonce": nonce, "annulled": True, "booking_id": scan["booking_id"]}
+        verdict = rules.can_annul(scan, gate["device_id"], city_now(self.config))
+        if not verdict.admit:
+            raise ApiError("annul_refused", verdict.explanation)
+        if self.store.annul(self.outbox, scan["id"]):
+            answer = Answer(Answer.encode(True, "ok", scan["person_no"], scan["delta_inside"],
+                                          scan["delta_admitted"]))
+            keys = self.counters.keys(gate["device_id"], nonce, scan["credential_id"],
+                                      scan["venue_id"], scan["day"])
+            before, after = self.counters.undo(keys, "in", answer, new_answer="=")
+            if before >= 0:
+                metrics.OCCUPANCY.labels(scan["venue_id"]).set(after)
+                venue = self.venues.get(scan["venue_id"]) or {}
+                level = self.level_event(scan["venue_id"], before, after,
+                                         int(venue.get("instantaneous_capacity") or 0))
+                if level:
+                    self.store.level_event(self.outbox, level)
+        return {"nonce": nonce, "annulled": True, "booking_id": scan["booking_id"]}
+
+    # -- occupancy ---------------------------------------------------------
+    def occupancy(self, venue_id):
+        venue = self.venues.get(venue_id)
+        if venue is None:
+            raise ApiError("not_found", "venue not found")
+        day = city_now(self.config).date()
+        counts = self.counters.occupancy(venue_id, day) or self.store.occupancy(venue_id, day)
+        cap = int(venue.get("instantaneous_capacity") or 0)
+        return {"venue_id": venue_id, "day": day.isoformat(), "inside": counts[0],
+                "admitted_today": counts[1], "instantaneous_capacity": cap,
+                "daily_capacity": int(venue.get("daily_capacity") or 0),
+                "level": rules.level(counts[0], cap)}
