@@ -103,11 +103,16 @@ class Outbox(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         writer = OutboxWriter(self, worker_ctx)
-        worker_ctx.data.setdefault("_outbox_writers", []).append(writer)
+        # kept on the context object, not in worker_ctx.data: nameko sends
+        # that dict as AMQP headers with every RPC/event the worker makes
+        writers = getattr(worker_ctx, "_outbox_writers", None)
+        if writers is None:
+            writers = worker_ctx._outbox_writers = []
+        writers.append(writer)
         return writer
 
     def worker_teardown(self, worker_ctx):
-        if any(w.added for w in worker_ctx.data.get("_outbox_writers", ())):
+        if any(w.added for w in getattr(worker_ctx, "_outbox_writers", ())):
             self._wake_up()
 
     def _wake_up(self):
