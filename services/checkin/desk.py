@@ -78,11 +78,11 @@ def card_hash(config, number):
     return idnumber.id_hash(setting(config, "ID_HASH_KEY"), number, kind), kind
 
 
-def find_credential(svc, hotel_id, data, day):
+def find_credential(svc, hotel_id, data, today):
     medium, value = data["medium"], data["value"]
     if medium == "id_card":
         hashed, _ = card_hash(svc.config, value)
-        return svc.credentials.by_id_card(hotel_id, rules.lookup_days(day), hashed)
+        return svc.credentials.by_id_card(hotel_id, rules.lookup_days(today), hashed)
     if medium == "qr":
         status, credential_id = qr.verify(qr_public_key(svc.config), value)
         if status == "expired_code":
@@ -113,10 +113,9 @@ def check_in(svc, device, data, received):
     if rules.duration_ms(started, received) is None:
         raise ApiError("validation_error", "the request is invalid", fields={
             "started_at": ["must be within the last hour and not in the future"]})
-    day = rules.hotel_day(now)
-    record = find_credential(svc, hotel_id, data, day)
+    record = find_credential(svc, hotel_id, data, now.date())
     id_hash, id_masked, id_type = read_card(svc, data)
-    decision = rules.evaluate(record, hotel_id, day, id_hash=id_hash, face=data["face"])
+    decision = rules.evaluate(record, hotel_id, now, id_hash=id_hash, face=data["face"])
     if not decision:
         refuse(decision)
 
@@ -261,8 +260,19 @@ def _release_room(svc, session, stay):
             "previous": room["condition"]})
 
 
+def load_event(event_type, body):
+    """The event's payload, or None when malformed (requeueing it would loop)."""
+    try:
+        return events.load(event_type, body)
+    except ValidationError as exc:
+        log.error("dropping a malformed %s event: %s", event_type, exc.messages)
+        return None
+
+
 def booking_cancelled(svc, payload):
     """booking.cancelled: refuse later check-ins, revoke a live stay's key."""
+    if payload is None:
+        return
     booking_id = payload["booking_id"]
     with svc.hotels.session() as session:
         store = svc.hotels
@@ -283,6 +293,8 @@ def booking_cancelled(svc, payload):
 # -- rooms ------------------------------------------------------------------------
 
 def hotel_created(svc, payload):
+    if payload is None:
+        return
     try:
         room_types = HotelRooms(many=True).load(payload["room_types"])
     except ValidationError as exc:

@@ -113,11 +113,11 @@ class RegistrationDelivery(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         notifier = Notifier()
-        worker_ctx.data["_police_notifier"] = notifier
+        worker_ctx._police_notifier = notifier  # not .data: that goes out as AMQP headers
         return notifier
 
     def worker_teardown(self, worker_ctx):
-        notifier = worker_ctx.data.get("_police_notifier")
+        notifier = getattr(worker_ctx, "_police_notifier", None)
         if notifier is not None and notifier.queued:
             self._nudge()
 

@@ -48,26 +48,26 @@ def hotel_day(now):
     return day - datetime.timedelta(days=1) if now.time() < NIGHT_AUDIT else day
 
 
-def lookup_days(day):
-    """Arrival days to try for an ID card, most likely first: this night,
-    earlier nights (late arrival), then tomorrow (to say not_today rather
-    than not_found to a guest a day early)."""
-    late = [day - datetime.timedelta(days=n) for n in range(1, LATE_LOOKUP_DAYS + 1)]
-    return [day] + late + [day + datetime.timedelta(days=1)]
+def lookup_days(today):
+    """Arrival days to try for an ID card, most likely first: today, earlier
+    days (late arrival), then tomorrow (to say not_today rather than
+    not_found to a guest a day early)."""
+    late = [today - datetime.timedelta(days=n) for n in range(1, LATE_LOOKUP_DAYS + 1)]
+    return [today] + late + [today + datetime.timedelta(days=1)]
 
 
-def arrival_day(record, day):
-    """May a guest with `record` check in on hotel night `day`?
+def arrival_day(record, now):
+    """May a guest with `record` check in at `now` (city time)?
 
-    Allowed on any night of the stay (valid_from <= day < valid_until): an
-    early arrival on the arrival day needs no waiting for 14:00, a late one
-    keeps the nights left. Before the first night or from the departure day
-    on, refused."""
+    The stay's nights are valid_from .. valid_until - 1. Allowed from 00:00
+    of the arrival day (an early arrival gets a ready room at once, no
+    waiting for 14:00) until the night audit (06:00) after the last night
+    (a late guest keeps the nights left). Otherwise not_today."""
     first = datetime.date.fromisoformat(record["valid_from"])
     departure = datetime.date.fromisoformat(record["valid_until"])
-    if day < first:
+    if now.date() < first:
         return deny("not_today", "the stay starts on %s" % first.isoformat())
-    if day >= departure:
+    if hotel_day(now) >= departure:
         return deny("not_today", "the stay ended on %s" % departure.isoformat())
     return allow()
 
@@ -133,13 +133,13 @@ def not_checked_in(existing_status):
     return deny("already_checked_in", "this booking has already checked in")
 
 
-def evaluate(record, hotel_id, day, id_hash=None, face=None, cancelled_locally=False):
+def evaluate(record, hotel_id, now, id_hash=None, face=None, cancelled_locally=False):
     """Every rule that needs only the credential, in the documented order."""
     for decision in (
             lambda: credential_found(record),
             lambda: right_hotel(record, hotel_id),
             lambda: not_cancelled(record, cancelled_locally),
-            lambda: arrival_day(record, day),
+            lambda: arrival_day(record, now),
             lambda: identity(record, id_hash, face)):
         result = decision()
         if not result:

@@ -78,8 +78,8 @@ class CheckinService(PlatformEndpoints):
 
     @events.handler("booking", events.HOTEL_CREATED)
     def on_hotel_created(self, payload):
-        desk.hotel_created(self, events.load(events.HOTEL_CREATED, payload))
+        desk.hotel_created(self, desk.load_event(events.HOTEL_CREATED, payload))
 
     @events.handler("booking", events.BOOKING_CANCELLED)
     def on_booking_cancelled(self, payload):
-        desk.booking_cancelled(self, events.load(events.BOOKING_CANCELLED, payload))
+        desk.booking_cancelled(self, desk.load_event(events.BOOKING_CANCELLED, payload))
