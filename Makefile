@@ -39,10 +39,11 @@ unit: venv
 	$(BIN)/python -m pytest tests/unit
 
 bench: venv servers
+	@command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run
 
 load: venv locust-venv servers
-	$(BIN)/python -m loadtest.run --scenario weekday --duration 60
+	$(BIN)/python -m loadtest.run --scenario weekday --duration 60 --users 30
 
 clean:
 	rm -rf $(VENV) $(LOCUST_VENV) reports

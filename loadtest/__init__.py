@@ -1,0 +1,1 @@
+"""Locust scenarios with SLA verdicts: `python -m loadtest.run --scenario weekday`."""
