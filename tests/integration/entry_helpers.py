@@ -40,3 +40,36 @@ def flush_prefix(client, prefix):
     keys = list(client.scan_iter(prefix + "*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+ADMIN = "duoyou-admin-dev"
+
+
+def sql(config, statement, *params):
+    """Rows from entry's own schema (the durable record)."""
+    import psycopg2
+    conn = psycopg2.connect(config["DATABASE_URL"], options="-csearch_path=entry")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def occupancy(api, venue_id):
+    r = api.get("/v1/venues/%s/occupancy" % venue_id, token=ADMIN)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def wait_for(predicate, timeout=5.0, interval=0.02):
+    """Poll until `predicate()` is truthy; returns its value or None at the deadline."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
