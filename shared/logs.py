@@ -35,7 +35,7 @@ class JsonFormatter(logging.Formatter):
         }
         request_id = current_request_id()
         if request_id:
-            entry["request_id"] = request_id
+            entry["request_id"] = scrub(request_id)  # it comes from a caller's header
         if record.exc_info:
             entry["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)

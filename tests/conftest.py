@@ -135,3 +135,41 @@ def rpc(config):
     """Standalone RPC client with a timeout, for calling services in tests."""
     with ClusterRpcProxy(config, timeout=5) as proxy:
         yield proxy
+
+
+# -- every log line of the run, as the services format it ---------------------
+# A session-wide handler writes each record through shared.logs.JsonFormatter
+# (the production format) to one file; tests/integration/test_logs.py scans it
+# last for ID numbers. Tests marked `run_last` are moved to the end.
+
+LOG_CAPTURE = {}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def captured_log_file(tmp_path_factory):
+    import logging
+    from shared.logs import JsonFormatter
+    path = tmp_path_factory.mktemp("logs") / "run.jsonl"
+    handler = logging.FileHandler(path, encoding="utf-8", delay=False)
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)   # nameko's worker lines too: they name entrypoints and errors
+    LOG_CAPTURE["path"] = path
+    LOG_CAPTURE["handler"] = handler
+    yield path
+    root.removeHandler(handler)
+    root.setLevel(previous)
+    handler.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "run_last: run after every other collected test")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    last = [item for item in items if item.get_closest_marker("run_last")]
+    if last:
+        items[:] = [item for item in items if item not in last] + last
