@@ -107,3 +107,26 @@ def checkin_api(start_services):
 @pytest.fixture
 def hotel(config, checkin_api):
     return Hotel(config, checkin_api)
+
+
+def queued_events(config, queue_name):
+    """Take every message waiting in `queue_name` (a subscriber's queue)."""
+    import json
+    from kombu import Connection
+    bodies = []
+    with Connection(config["AMQP_URI"]) as conn:
+        channel = conn.channel()
+        while True:
+            message = channel.basic_get(queue_name, no_ack=True)
+            if message is None:
+                return bodies
+            bodies.append(json.loads(message.body))
+
+
+def wait_for_event(config, queue_name, match, timeout=10.0):
+    seen = []
+
+    def check():
+        seen.extend(queued_events(config, queue_name))
+        return [body for body in seen if match(body)]
+    return wait_for(check, timeout)
