@@ -11,11 +11,22 @@ CACHE = Counter("duoyou_credential_cache_total", "credential cache lookups", ["r
 OUTBOX_BACKLOG = Gauge("duoyou_outbox_backlog", "events committed but not yet published",
                        ["service"])
 OCCUPANCY = Gauge("duoyou_venue_inside", "visitors inside a venue", ["venue_id"])
+# Deadline RPCs (shared.rpc): the cache-miss fallback on the gate and desk paths.
+# outcome: ok | error (the callee raised an ApiError) | timeout | unavailable
+RPC_CALLS = Counter("duoyou_rpc_calls_total", "deadline RPCs by callee, method and outcome",
+                    ["service", "method", "outcome"])
+RPC_LATENCY = Histogram("duoyou_rpc_seconds", "deadline RPC round trip", ["service", "method"],
+                        buckets=BUCKETS)
 
 
 def observe_http(route, status, seconds):
     HTTP_REQUESTS.labels(route, str(status)).inc()
     HTTP_LATENCY.labels(route).observe(seconds)
+
+
+def observe_rpc(service, method, outcome, seconds):
+    RPC_CALLS.labels(service, method, outcome).inc()
+    RPC_LATENCY.labels(service, method).observe(seconds)
 
 
 def exposition():

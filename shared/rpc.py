@@ -1,9 +1,12 @@
 """RPC with a deadline. nameko's RpcProxy waits forever for a reply; on a
 request path a dead callee must become a 503 in well under a second."""
+import time
+
 import eventlet
-from nameko.exceptions import RemoteError, UnknownService
+from nameko.exceptions import MethodNotFound, RemoteError, UnknownService
 from nameko.rpc import RpcProxy
 
+from shared import metrics
 from shared.config import setting
 from shared.errors import ApiError
 
@@ -16,15 +19,27 @@ class DeadlineCaller:
 
     def call(self, method, timeout=None, **kwargs):
         deadline = self.timeout if timeout is None else timeout
+        started, outcome = time.perf_counter(), "ok"
         try:
             with eventlet.Timeout(deadline):
                 return getattr(self._proxy, method).call_async(**kwargs).result()
         except eventlet.Timeout:
+            outcome = "timeout"
             raise ApiError("unavailable", "%s did not answer within %.1f s" % (self._service, deadline))
         except UnknownService:
+            outcome = "unavailable"
             raise ApiError("unavailable", "%s is not running" % self._service)
+        except MethodNotFound:  # a callee of another version: retry later, not a 500
+            outcome = "unavailable"
+            raise ApiError("unavailable", "%s has no %s" % (self._service, method))
         except RemoteError as exc:
+            outcome = "unavailable"
             raise ApiError("unavailable", "%s failed: %s" % (self._service, exc.exc_type))
+        except Exception:  # the callee's own error (ApiError crosses RPC intact)
+            outcome = "error"
+            raise
+        finally:
+            metrics.observe_rpc(self._service, method, outcome, time.perf_counter() - started)
 
 
 class DeadlineRpc(RpcProxy):

@@ -61,9 +61,10 @@ def test_running_services_publish_a_valid_complete_document(start_services):
     for cls in classes():
         for method, path in http_routes(cls):
             assert (method, openapi_path(path)) in in_doc, "%s %s of %s" % (method, path, cls.name)
-    # and nothing described that no service serves
+    # and nothing described that no service serves (test doubles of other
+    # test modules register /test/... routes in this same process)
     served = {(m, openapi_path(p)) for cls in classes() for m, p in http_routes(cls)}
-    assert in_doc == served
+    assert {route for route in in_doc if not route[1].startswith("/test/")} == served
 
 
 def test_contract_paths_are_described(start_services):
