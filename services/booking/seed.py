@@ -96,7 +96,8 @@ def demo_hotel_spec(index, name, district):
             "room_types": room_types_}
 
 
-def seed_demo(engine, admin_token, out=sys.stdout):
+def seed_demo(engine, admin_token, out=None):
+    out = out or sys.stdout
     with Session(engine) as session, session.begin():
         hotel_specs = [demo_hotel_spec(i, n, d) for i, (n, d) in enumerate(DEMO_HOTELS)]
         have = catalogue.existing(session, hotels, hotels.c.hotel_id,
@@ -171,9 +172,10 @@ def synthetic_venue(rng, i):
     return spec
 
 
-def seed_synthetic(engine, hotels_n, venues_n, fill=0.3, days=30, seed=7, out=sys.stdout):
+def seed_synthetic(engine, hotels_n, venues_n, fill=0.3, days=30, seed=7, out=None):
     """A big city for benchmarks; `fill` presells that share of room nights
     over the next `days` (some types fully sold) so searches must filter."""
+    out = out or sys.stdout
     started = time.perf_counter()
     rng = random.Random(seed)
     hotel_specs = [synthetic_hotel(rng, i) for i in range(hotels_n)]
