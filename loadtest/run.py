@@ -251,6 +251,11 @@ def verdict(scenario, sla, stats, counts):
     return checks
 
 
+def _show(path):
+    rel = os.path.relpath(path, ROOT)
+    return path if rel.startswith("..") else rel
+
+
 def render(scenario, args, checks, facts, state, stats, paths, elapsed):
     lines = ["# Load test verdict: %s" % scenario.name, "",
              "%s; %d s, peak %d users%s; %s UTC." % (
@@ -269,7 +274,7 @@ def render(scenario, args, checks, facts, state, stats, paths, elapsed):
     lines += ["", "From the system's own data: " + ", ".join(
         "%s %s" % (k, v) for k, v in facts.items()) + ".",
         "Left in the locust queues: %s." % json.dumps(state),
-        "Reports: %s. Whole run %.0f s." % (", ".join(os.path.relpath(p, ROOT) for p in paths),
+        "Reports: %s. Whole run %.0f s." % (", ".join(_show(p) for p in paths),
                                             elapsed)]
     return "\n".join(lines) + "\n"
 
@@ -287,6 +292,8 @@ def main(argv=None):
                    help="scale the pre-booked pool of stays and tickets")
     p.add_argument("--smoke", action="store_true", help="generous SLAs (for make test)")
     p.add_argument("--report-dir", default=os.path.join(ROOT, "reports"))
+    p.add_argument("--stack-tag", default="load",
+                   help="names the scratch database and vhost (duoyou_<tag>)")
     args = p.parse_args(argv)
     scenario = SCENARIOS[args.scenario]
     sla = scenario.sla.generous() if args.smoke else scenario.sla
@@ -305,7 +312,7 @@ def main(argv=None):
         else:
             print("starting a scratch stack (booking, checkin, entry, each its own process)",
                   flush=True)
-            stack = Stack("load").create()
+            stack = Stack(args.stack_tag, log_dir=os.path.join(args.report_dir, "logs")).create()
             for name in ("booking", "checkin", "entry"):
                 stack.start(name)
             urls = {n: stack.url(n) for n in ("booking", "checkin", "entry")}
