@@ -156,7 +156,7 @@ def captured_log_file(tmp_path_factory):
     root = logging.getLogger()
     previous = root.level
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)   # nameko's worker lines too: they name entrypoints and errors
+    root.setLevel(logging.INFO)   # what production logs (LOG_LEVEL=INFO); tests may go lower
     LOG_CAPTURE["path"] = path
     LOG_CAPTURE["handler"] = handler
     yield path
