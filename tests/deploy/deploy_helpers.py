@@ -84,7 +84,7 @@ def load_docs(path):
 NAMESPACED_NOT = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume",
                   "StorageClass", "CustomResourceDefinition", "IngressClass"}
 SUPPORTED_KEYS = {"apiVersion", "kind", "namespace", "labels", "resources", "images",
-                  "replicas", "patches"}
+                  "replicas", "patches", "components"}
 
 
 def kustomization(directory):
@@ -92,11 +92,11 @@ def kustomization(directory):
 
 
 def resource_files(directory):
-    """Files a kustomization names, recursively (directories through theirs)."""
+    """Files a kustomization names, recursively (directories and components through theirs)."""
     directory = pathlib.Path(directory)
     files = []
     k = kustomization(directory)
-    for entry in k.get("resources", ()):
+    for entry in list(k.get("resources", [])) + list(k.get("components", [])):
         target = (directory / entry).resolve()
         if target.is_dir():
             files += resource_files(target)
@@ -110,13 +110,24 @@ def render(directory):
     """The resources `kustomize build <directory>` would produce."""
     directory = pathlib.Path(directory)
     k = kustomization(directory)
+    if k.get("kind", "Kustomization") != "Kustomization":
+        raise ValueError("%s is a %s, not buildable alone" % (directory, k["kind"]))
+    return _build(directory, k, [])
+
+
+def _build(directory, k, docs):
     unknown = set(k) - SUPPORTED_KEYS
     if unknown:
         raise ValueError("render() does not know kustomization keys %s" % sorted(unknown))
-    docs = []
     for entry in k.get("resources", ()):
         target = directory / entry
         docs += render(target) if target.is_dir() else copy.deepcopy(load_docs(target))
+    for entry in k.get("components", ()):
+        component = directory / entry
+        spec = kustomization(component)
+        if spec.get("kind") != "Component":
+            raise ValueError("%s is not a Component" % component)
+        docs = _build(component, spec, docs)
     for patch_ref in k.get("patches", ()):
         if set(patch_ref) != {"path"}:
             raise ValueError("render() supports only file patches: %r" % patch_ref)
@@ -124,8 +135,10 @@ def render(directory):
             target = find(docs, patch["kind"], patch["metadata"]["name"])
             if target is None:
                 raise ValueError("patch for missing %s/%s" % (patch["kind"], patch["metadata"]["name"]))
-            merged = strategic_merge(target, patch)
-            docs[docs.index(target)] = merged
+            if patch.get("$patch") == "delete":
+                docs.remove(target)
+                continue
+            docs[docs.index(target)] = strategic_merge(target, patch)
     for item in k.get("replicas", ()):
         for doc in docs:
             if doc["kind"] in ("Deployment", "StatefulSet") and doc["metadata"]["name"] == item["name"]:
@@ -184,8 +197,12 @@ def all_containers(docs):
         yield from spec.get("initContainers", [])
 
 
-def kustomization_dirs():
-    return sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
+def kustomization_dirs(buildable=True):
+    """Folders with a kustomization.yaml; only Kustomizations (not Components) if buildable."""
+    dirs = sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
+    if buildable:
+        dirs = [d for d in dirs if kustomization(d).get("kind", "Kustomization") == "Kustomization"]
+    return dirs
 
 
 # -- nginx --------------------------------------------------------------------

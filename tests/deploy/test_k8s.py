@@ -30,10 +30,14 @@ def test_there_is_a_base_and_a_city_overlay():
     assert {"base", "overlays/city"} <= set(IDS)
 
 
-@pytest.mark.parametrize("directory", DIRS, ids=IDS)
+ALL_DIRS = kustomization_dirs(buildable=False)
+
+
+@pytest.mark.parametrize("directory", ALL_DIRS, ids=[str(d.relative_to(K8S)) for d in ALL_DIRS])
 def test_kustomization_references_existing_files(directory):
     k = kustomization(directory)
-    for entry in k.get("resources", []) + [p["path"] for p in k.get("patches", [])]:
+    for entry in (k.get("resources", []) + k.get("components", [])
+                  + [p["path"] for p in k.get("patches", [])]):
         target = directory / entry
         assert target.exists(), "%s names missing %s" % (directory, entry)
         if target.is_dir():
@@ -209,13 +213,27 @@ def _pool_limit():
     return 2 * pool
 
 
+def max_pods(docs):
+    """Service pods at full scale: each service's HPA maximum, or KEDA's."""
+    total = 0
+    for name in service_names():
+        hpa = find(docs, "HorizontalPodAutoscaler", name)
+        scaled = find(docs, "ScaledObject", name)
+        if hpa:
+            total += hpa["spec"]["maxReplicas"]
+        elif scaled:
+            total += scaled["spec"]["maxReplicaCount"]
+        elif find(docs, "Deployment", name):
+            total += find(docs, "Deployment", name)["spec"]["replicas"]
+    return total
+
+
 @pytest.mark.parametrize("directory", DIRS, ids=IDS)
 def test_postgres_takes_every_pod_at_full_scale(directory):
     docs = render(directory)
     args = find(docs, "StatefulSet", "postgres")["spec"]["template"]["spec"]["containers"][0]["args"]
     max_connections = int(next(a.split("=")[1] for a in args if a.startswith("max_connections=")))
-    pods = sum(find(docs, "HorizontalPodAutoscaler", n)["spec"]["maxReplicas"]
-               for n in service_names() if find(docs, "HorizontalPodAutoscaler", n))
+    pods = max_pods(docs)
     reserve = 20  # superuser, migrations, operators' psql
     assert pods * _pool_limit() + reserve <= max_connections, \
         "%d pods x %d connections > max_connections %d" % (pods, _pool_limit(), max_connections)
@@ -229,9 +247,7 @@ def test_redis_takes_every_pod_at_full_scale(directory):
     docs = render(directory)
     args = find(docs, "StatefulSet", "redis")["spec"]["template"]["spec"]["containers"][0]["args"]
     maxclients = int(args[args.index("--maxclients") + 1])
-    pods = sum(find(docs, "HorizontalPodAutoscaler", n)["spec"]["maxReplicas"]
-               for n in service_names() if find(docs, "HorizontalPodAutoscaler", n))
-    assert pods * per_pod <= maxclients
+    assert max_pods(docs) * per_pod <= maxclients
 
 
 def test_compose_postgres_takes_one_process_per_service():
@@ -245,3 +261,27 @@ def test_images_are_pinned_to_a_tag():
     for directory in DIRS:
         for container in all_containers(render(directory)):
             assert ":" in container["image"] and not container["image"].endswith(":latest"), container["image"]
+
+
+# -- optional KEDA component ---------------------------------------------------
+
+def test_keda_overlay_scales_booking_on_real_queues():
+    from shared import events
+    docs = render(K8S / "overlays" / "city-keda")
+    scaled = find(docs, "ScaledObject", "booking")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "booking" and find(docs, "Deployment", "booking")
+    assert find(docs, "HorizontalPodAutoscaler", "booking") is None  # KEDA owns booking's HPA
+    city_hpa = find(render(K8S / "overlays" / "city"), "HorizontalPodAutoscaler", "booking")["spec"]
+    assert scaled["spec"]["minReplicaCount"] == city_hpa["minReplicas"]
+    assert scaled["spec"]["maxReplicaCount"] <= city_hpa["maxReplicas"]
+    known = {"rpc-%s" % n for n in service_names()}  # nameko's RPC queue per service
+    known |= {events.queue_name(*sub) for sub in events.SUBSCRIPTIONS}
+    secret = find(docs, "Secret", "duoyou-secrets")["stringData"]
+    queues = [t for t in scaled["spec"]["triggers"] if t["type"] == "rabbitmq"]
+    assert queues
+    for trigger in queues:
+        assert trigger["metadata"]["queueName"] in known, trigger["metadata"]["queueName"]
+        auth = find(docs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
+        for ref in auth["spec"]["secretTargetRef"]:
+            assert ref["name"] == "duoyou-secrets"
+            assert secret[ref["key"]].startswith("amqp://")
