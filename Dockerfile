@@ -10,7 +10,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Requirements first: the dependency layer is rebuilt only when they change.
 COPY requirements.txt /tmp/requirements.txt
-RUN pip install --upgrade pip "setuptools<82" wheel \
+RUN pip install --upgrade pip==26.3 setuptools==81.0.0 wheel==0.48.0 \
  && pip install -r /tmp/requirements.txt
 
 # --- runtime: slim, no compilers, no root ----------------------------------

@@ -128,3 +128,19 @@ def test_the_checks_catch_a_bad_dockerfile(bad, why):
     user = [a for k, a in runtime if k == "USER"][-1]
     cmd = [a for k, a in runtime if k == "CMD"][-1]
     assert (user in ("root", "0")) if why == "root" else exec_form(cmd) is None
+
+
+def test_hadolint_finds_nothing():
+    """hadolint (pinned in requirements-dev.txt) lints the Dockerfile: pinned
+    versions, exec form, no sudo, etc."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    binary = Path(sys.executable).parent / "hadolint"
+    binary = str(binary) if binary.exists() else shutil.which("hadolint")
+    if binary is None:
+        pytest.skip("hadolint is not installed (make venv installs it)")
+    out = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
