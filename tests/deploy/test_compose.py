@@ -90,3 +90,10 @@ def test_secrets_have_only_development_defaults_in_compose():
     env = SERVICES["booking"]["environment"]
     for key in ("ADMIN_TOKEN", "ID_HASH_KEY", "QR_SIGNING_KEY"):
         assert env[key].startswith("${%s:-" % key), key
+
+
+def test_every_container_of_the_image_can_build_it():
+    """None of them may try to pull duoyou:dev from a registry."""
+    for name in [n for n in service_names() if service_exists(n)] + ["seed"]:
+        build = SERVICES[name]["build"]
+        assert (ROOT / build["context"] / build["dockerfile"]).resolve() == ROOT / "Dockerfile"
