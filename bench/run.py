@@ -11,6 +11,7 @@ Loopback only; every run is bounded in time and in count.
 """
 import argparse
 import collections
+import contextlib
 import datetime
 import json
 import os
@@ -23,7 +24,7 @@ import uuid
 
 import requests
 
-from bench import loadgen, wrk
+from bench import loadgen, profile, wrk
 from bench.api import Client, stay_body, ticket_body
 from bench.stack import ADMIN_TOKEN, ROOT, Stack, service_available
 from loadtest.people import People
@@ -40,6 +41,7 @@ class Bench:
         self.rows = []       # one per benchmark line of the table
         self.targets = []    # (name, passed, figure)
         self.notes = []
+        self.profiles = []   # (benchmark, summary lines)
         self.floor = None    # wrk max rate of the floor
         self.run_id = uuid.uuid4().hex[:6]
         self.today = city_today()
@@ -59,6 +61,20 @@ class Bench:
     def target(self, name, passed, figure):
         self.targets.append((name, passed, figure))
         print("  %s  %s: %s" % ("PASS" if passed else "FAIL", name, figure), flush=True)
+
+    def profiled(self, which, process, seconds):
+        """py-spy on `process` during this run if --profile names `which`."""
+        if which not in (self.args.profile or "").split(","):
+            return contextlib.nullcontext()
+        return self._profiled(which, process, seconds)
+
+    @contextlib.contextmanager
+    def _profiled(self, which, process, seconds):
+        with profile.sampled(self.stack.processes[process].pid, which, seconds) as path:
+            yield
+        lines = profile.summarise(path) or ["py-spy not available or recorded nothing"]
+        self.profiles.append((which, lines))
+        print("\n".join("  " + l for l in lines), flush=True)
 
     def ratio(self, rate):
         return rate / self.floor if self.floor else None
@@ -191,9 +207,10 @@ class Bench:
 
         print("bookings: %d stays + %d tickets, POST /v1/bookings" % (n_stays, n_tickets),
               flush=True)
-        r = loadgen.closed_loop("bookings", self.stack.url("booking"), make,
-                                connections=a.connections, duration=a.booking_time_limit,
-                                count=len(plan), on_response=seen)
+        with self.profiled("booking", "booking", 15):
+            r = loadgen.closed_loop("bookings", self.stack.url("booking"), make,
+                                    connections=a.connections, duration=a.booking_time_limit,
+                                    count=len(plan), on_response=seen)
         self.row("bookings (POST)", "py " + r.mode, r.rate, _ms(r.percentile(50)),
                  _ms(r.percentile(99)), self.ratio(r.rate), "booking", _statuses(r))
         if len(self.stays) < n_stays or len(self.tickets) < n_tickets:
@@ -223,8 +240,9 @@ class Bench:
             paths.append("/v1/hotels/search?" + q)
         print("room search: 3-night stays over %d hotels (%d distinct queries, %d districts)"
               % (a.hotels, len(paths), len(districts)), flush=True)
-        w = wrk.run(base, [wrk.line("GET", p) for p in paths], connections=a.connections,
-                    duration=a.duration)
+        with self.profiled("search", "booking", a.duration - 1):
+            w = wrk.run(base, [wrk.line("GET", p) for p in paths], connections=a.connections,
+                        duration=a.duration)
         self.row("room search (3 nights)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"],
                  self.ratio(w["rate"]), "booking", _wrk_errors(w))
         op = loadgen.open_loop("search", base,
@@ -273,8 +291,10 @@ class Bench:
                     "p99 %s ms = %.2f %% of 30 s" % (_fmt(p99), (p99 or 0) / 300.0))
         rest = stays[n_open:]
         if rest:
-            cl = loadgen.closed_loop("checkins", base, make_for(rest), connections=a.connections,
-                                     duration=a.duration * 3, count=len(rest))
+            with self.profiled("checkin", "checkin", max(3, min(a.duration, len(rest) // 150))):
+                cl = loadgen.closed_loop("checkins", base, make_for(rest),
+                                         connections=a.connections, duration=a.duration * 3,
+                                         count=len(rest))
             self.row("check-ins (ID card)", "py " + cl.mode, cl.rate, _ms(cl.percentile(50)),
                      _ms(cl.percentile(99)), self.ratio(cl.rate), "checkin", _statuses(cl))
 
@@ -305,8 +325,9 @@ class Bench:
         lines = [wrk.line("POST", "/v1/scans", "Device " + self.gates[i % len(self.gates)],
                           dict(b, nonce="@NONCE@")) for i, b in enumerate(bodies)]
         before = decisions(base)
-        w = wrk.run(base, lines, connections=a.connections, duration=a.duration,
-                    run_id=self.run_id)
+        with self.profiled("gate", "entry", a.duration - 1):
+            w = wrk.run(base, lines, connections=a.connections, duration=a.duration,
+                        run_id=self.run_id)
         mix = _diff(decisions(base), before)
         self.row("gate scans (QR + ID card)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"],
                  self.ratio(w["rate"]), "entry", _wrk_errors(w) + " " + _mix(mix))
@@ -376,6 +397,9 @@ class Bench:
             lines.append("- **%s** %s — %s" % ("PASS" if passed else "FAIL", name, figure))
         if self.notes:
             lines += ["", "Notes:", ""] + ["- " + n for n in self.notes]
+        for which, summary in self.profiles:
+            lines += ["", "Profile of %s (py-spy, reports/profile-%s.txt):" % (which, which), "",
+                      "```"] + summary + ["```"]
         lines += ["", "Python client ceiling: %.0f req/s closed-loop on the floor vs wrk %.0f "
                   "req/s (%.0f %%)." % (self.client_ceiling, self.floor,
                                         100.0 * self.client_ceiling / self.floor),
@@ -468,6 +492,9 @@ def main(argv=None):
     p.add_argument("--checkin-max", type=int, default=1000)
     p.add_argument("--search-rate", type=int, default=50)
     p.add_argument("--booking-time-limit", type=int, default=240)
+    p.add_argument("--profile", default="",
+                   help="comma-separated: booking,search,checkin,gate: sample that service "
+                        "with py-spy during its closed-loop run (PY_SPY=path if not on PATH)")
     p.add_argument("--quick", action="store_true", help="small counts, for trying the harness")
     args = p.parse_args(argv)
     if args.quick:
