@@ -8,7 +8,7 @@ Reserving, inside the booking's transaction:
      changed. The CHECK constraints refuse an oversell even if 2-4 were wrong.
 Any refusal raises, so the transaction rolls back: all nights or nothing.
 """
-from sqlalchemy import and_, bindparam, select, text, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.errors import ApiError
@@ -82,49 +82,54 @@ def slot_counters(session, venue_id, day):
     return slots, (tuple(row) if row else None)
 
 
-# City-wide search, one statement. A room type qualifies when it takes the
-# party and every night of the stay has a free room (a night without a counter
-# row has sold nothing). Hotels are ordered by their cheapest qualifying room
-# type, then name, and paginated before their room types are listed.
-SEARCH_SQL = text("""
-WITH nights AS (
-    SELECT n.hotel_id, n.room_type, MIN(n.capacity - n.sold) AS free, COUNT(*) AS counted
-    FROM room_nights n
-    WHERE n.night >= :check_in AND n.night < :check_out
-    GROUP BY n.hotel_id, n.room_type
-), offers AS (
-    SELECT rt.hotel_id, rt.room_type, rt.price, rt.max_guests,
-           CASE WHEN nt.counted IS NULL THEN rt.total
-                WHEN nt.counted < :nights THEN LEAST(rt.total, nt.free)
-                ELSE nt.free END AS available
+# City-wide search, one statement. A room type is open when it takes the party
+# and none of the stay's nights is full; full nights are found through a small
+# partial index (room_nights_full), so the anti-join reads only sold-out rows.
+# Hotels are ordered by their cheapest open room type, then name, paginated,
+# and only the page's room types count their free rooms (primary-key lookups).
+SEARCH_SQL = """
+WITH open_types AS (
+    SELECT rt.hotel_id, rt.room_type, rt.price, rt.max_guests, rt.total
     FROM room_types rt
-    JOIN hotels h ON h.hotel_id = rt.hotel_id
-    LEFT JOIN nights nt ON nt.hotel_id = rt.hotel_id AND nt.room_type = rt.room_type
-    WHERE rt.max_guests >= :guests
-      AND (CAST(:max_price AS numeric) IS NULL OR rt.price <= :max_price)
-      AND (CAST(:district AS text) IS NULL OR h.district = :district)
+    WHERE rt.max_guests >= :guests AND rt.total > 0 {price_filter}
+      AND NOT EXISTS (
+          SELECT 1 FROM room_nights f
+          WHERE f.hotel_id = rt.hotel_id AND f.room_type = rt.room_type
+            AND f.night >= :check_in AND f.night < :check_out AND f.sold >= f.capacity)
 ), page AS (
-    SELECT o.hotel_id, h.name, h.district, MIN(o.price) AS from_price
-    FROM offers o JOIN hotels h ON h.hotel_id = o.hotel_id
-    WHERE o.available > 0
-    GROUP BY o.hotel_id, h.name, h.district
-    ORDER BY from_price, h.name, o.hotel_id
+    SELECT h.hotel_id, h.name, h.district, MIN(o.price) AS from_price
+    FROM open_types o JOIN hotels h ON h.hotel_id = o.hotel_id
+    {district_filter}
+    GROUP BY h.hotel_id
+    ORDER BY from_price, h.name, h.hotel_id
     LIMIT :limit OFFSET :offset
 )
 SELECT p.hotel_id, p.name, p.district, p.from_price, o.room_type, o.price, o.max_guests,
-       o.available
-FROM page p JOIN offers o ON o.hotel_id = p.hotel_id AND o.available > 0
+       LEAST(o.total, COALESCE((
+           SELECT MIN(n.capacity - n.sold) FROM room_nights n
+           WHERE n.hotel_id = o.hotel_id AND n.room_type = o.room_type
+             AND n.night >= :check_in AND n.night < :check_out), o.total)) AS available
+FROM page p JOIN open_types o ON o.hotel_id = p.hotel_id
 ORDER BY p.from_price, p.name, p.hotel_id, o.price, o.room_type
-""").bindparams(bindparam("max_price", required=False), bindparam("district", required=False))
+"""
+_SEARCH_VARIANTS = {
+    (price, district): text(SEARCH_SQL.format(
+        price_filter="AND rt.price <= :max_price" if price else "",
+        district_filter="WHERE h.district = :district" if district else ""))
+    for price in (False, True) for district in (False, True)}
 
 
 def search(session, check_in, check_out, guests, district=None, max_price=None, limit=20,
            offset=0):
     """{results: [...], next_offset} for the hotels free every night."""
-    rows = session.execute(SEARCH_SQL, {
-        "check_in": check_in, "check_out": check_out, "nights": (check_out - check_in).days,
-        "guests": guests, "district": district, "max_price": max_price,
-        "limit": limit + 1, "offset": offset}).all()
+    statement = _SEARCH_VARIANTS[(max_price is not None, district is not None)]
+    params = {"check_in": check_in, "check_out": check_out, "guests": guests,
+              "limit": limit + 1, "offset": offset}
+    if max_price is not None:
+        params["max_price"] = max_price
+    if district is not None:
+        params["district"] = district
+    rows = session.execute(statement, params).all()
     results, by_id = [], {}
     for r in rows:
         entry = by_id.get(r.hotel_id)

@@ -7,7 +7,7 @@ UPDATE cannot push `sold` past `capacity`.
 """
 from sqlalchemy import (Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey,
                         ForeignKeyConstraint, Index, Integer, MetaData, Numeric, String,
-                        Table, UniqueConstraint, func)
+                        Table, UniqueConstraint, func, text)
 
 from shared.events import processed_events_table
 from shared.outbox import outbox_table
@@ -62,9 +62,9 @@ room_nights = Table(
     Column("capacity", Integer, nullable=False),
     Column("sold", Integer, nullable=False, server_default="0"),
     CheckConstraint("sold >= 0 AND sold <= capacity", name="room_nights_no_oversell"),
-    # search scans the stay's nights across the whole city
-    Index("room_nights_by_night", "night", "hotel_id", "room_type",
-          postgresql_include=["capacity", "sold"]),
+    # search excludes room types with a full night: index only the full ones
+    Index("room_nights_full", "night", "hotel_id", "room_type",
+          postgresql_where=text("sold >= capacity")),
 )
 
 venues = Table(
