@@ -289,7 +289,9 @@ def test_a_late_confirm_never_overwrites_a_cancellation(city, config, redis_clie
 
 def test_openapi_covers_every_booking_route(city):
     from shared import openapi
+    from openapi_spec_validator import validate
     doc = city.api.get("/openapi.json").json()
+    validate(doc)  # a valid OpenAPI 3 document
     assert doc["openapi"].startswith("3.")
     booking_routes = [r for r in openapi.ROUTES if r.tag in ("booking", "admin")]
     assert len(booking_routes) >= 13
