@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from shared import events, idnumber
+from shared.clock import city_zone
 from shared.credentials import CredentialRecordSchema
 from shared.errors import ApiError, not_found
 from services.booking import inventory, rules
@@ -194,7 +195,8 @@ def view(row, people):
     shown = [{"name_masked": p.name_masked, "id_masked": p.id_masked} for p in people]
     out = {"booking_id": row.booking_id, "kind": row.kind, "status": row.status,
            "code": row.code, "credential_id": row.credential_id,
-           "created_at": row.created_at.isoformat(), "party_size": row.party_size}
+           "created_at": row.created_at.astimezone(city_zone()).isoformat(),
+           "party_size": row.party_size}
     if row.kind == "hotel_stay":
         out.update(hotel_id=row.hotel_id, hotel_name=row.hotel_name, room_type=row.room_type,
                    check_in=row.check_in.isoformat(), check_out=row.check_out.isoformat(),

@@ -301,3 +301,25 @@ def test_openapi_covers_every_booking_route(city):
     post = doc["paths"]["/v1/bookings"]["post"]
     assert "409" in post["responses"] and post["security"] == [{"tourist": []}]
     assert doc["components"]["schemas"]["Person"]["required"] == ["name", "id_number"]
+
+
+def test_with_redis_down_bookings_stand_and_cancel_refuses_safely(start_services, config,
+                                                                   database_url, rpc):
+    """Confirm commits even if the cache write fails (readers refill over RPC);
+    cancel revokes in Redis before committing, so with Redis down it changes
+    nothing and answers 503."""
+    from tests.integration.test_booking_support import City
+    from services.booking.service import BookingService
+    api = start_services(BookingService, extra_config={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    city = City(api, config)
+    token = city.tourist()
+    r = city.book(token, city.stay())
+    assert r.status_code == 201, r.text
+    booking = r.json()
+    assert rpc.booking.get_credential(credential_id=booking["credential_id"])["status"] == "active"
+    before = snapshot(database_url)
+    r = city.api.post("/v1/bookings/%s/cancel" % booking["booking_id"], token=token)
+    assert r.status_code == 503 and r.json()["error"] == "unavailable"
+    assert snapshot(database_url) == before
+    assert city.api.get("/v1/bookings/" + booking["booking_id"],
+                        token=token).json()["status"] == "confirmed"
