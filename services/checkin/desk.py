@@ -142,17 +142,11 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
     try:
         with svc.hotels.session() as session:
             store = svc.hotels
-            cancelled = rules.not_cancelled(record, store.is_cancelled(session, booking_id))
-            if not cancelled:
-                refuse(cancelled)
-            existing = rules.not_checked_in(store.stay_status_of_booking(session, booking_id))
-            if not existing:
-                refuse(existing)
             room = store.claim_room(session, hotel_id, record.get("room_type"), stay_id)
             if room is None:
                 raise _NoRoom()
             issued = datetime.datetime.now(zone)
-            store.add_stay(
+            added = store.add_stay(
                 session, stay_id=stay_id, booking_id=booking_id,
                 credential_id=record["credential_id"], hotel_id=hotel_id, room=room,
                 room_type=record.get("room_type"), status=m.IN_HOUSE,
@@ -161,6 +155,8 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
                 face_used=data["face"] is not None, device_id=device.get("device_id"),
                 started_at=started, checked_in_at=issued,
                 duration_ms=rules.duration_ms(started, issued), valid_until=valid_until)
+            if not added:
+                refuse(rules.not_cancelled(record, cancelled_locally=True))
             hashed = key_hash(key)
             store.add_key(session, hashed, stay_id, hotel_id, room, valid_until)
             store.add_registrations(session, registrations_for(
@@ -171,8 +167,11 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
             # Redis last, inside the transaction: if Redis fails, nothing commits
             svc.keys.put(hashed, stay_id, hotel_id, room, valid_until.timestamp())
     except IntegrityError:
-        # another desk's stay for this booking committed first (unique booking_id)
-        refuse(rules.deny("already_checked_in", "this booking has already checked in"))
+        # a stay for this booking exists (or another desk's just committed):
+        # the unique booking_id refused ours; say why from that stay
+        with svc.hotels.session() as session:
+            status = svc.hotels.stay_status_of_booking(session, booking_id)
+        refuse(rules.not_checked_in(status or m.IN_HOUSE))
     svc.police.registered()
     return {"stay_id": stay_id, "booking_id": booking_id, "room": room, "key": key,
             "valid_until": valid_until.isoformat(),

@@ -3,7 +3,7 @@
 Every method takes the caller's session, so a check-in's stay, room, key,
 registrations and events commit in one transaction.
 """
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.database import Store
@@ -50,21 +50,20 @@ class HotelStore(Store):
 
     def claim_room(self, session, hotel_id, room_type, stay_id):
         """Take the first ready vacant room by the assignment rule, skipping
-        rooms another desk has locked this instant; its number or None."""
+        rooms another desk has locked this instant (one statement); its
+        number or None."""
         r = m.rooms.c
         conditions = [r.hotel_id == hotel_id, r.stay_id.is_(None), r.condition.in_(READY)]
         if room_type is not None:
             conditions.append(r.room_type == room_type)
-        row = session.execute(
-            select(r.number, r.condition).where(and_(*conditions))
+        first_ready = (
+            select(r.number).where(and_(*conditions))
             .order_by(case((r.condition == "inspected", 0), else_=1), r.floor,
                       func.length(r.number), r.number)
-            .limit(1).with_for_update(skip_locked=True)).first()
-        if row is None:
-            return None
-        session.execute(update(m.rooms).where(r.hotel_id == hotel_id, r.number == row.number)
-                        .values(stay_id=stay_id, updated_at=func.now()))
-        return row.number
+            .limit(1).with_for_update(skip_locked=True).scalar_subquery())
+        return session.execute(
+            update(m.rooms).where(r.hotel_id == hotel_id, r.number == first_ready)
+            .values(stay_id=stay_id, updated_at=func.now()).returning(r.number)).scalar()
 
     # -- stays ---------------------------------------------------------------
 
@@ -72,13 +71,17 @@ class HotelStore(Store):
         return session.execute(select(m.stays.c.status)
                                .where(m.stays.c.booking_id == booking_id)).scalar()
 
-    def is_cancelled(self, session, booking_id):
-        return session.execute(select(m.cancelled_bookings.c.booking_id)
-                               .where(m.cancelled_bookings.c.booking_id == booking_id)
-                               ).first() is not None
-
     def add_stay(self, session, **values):
-        session.execute(m.stays.insert().values(**values))
+        """Insert the stay unless booking.cancelled has been seen for its
+        booking (one statement); False if cancelled. A second stay for the
+        booking violates stays_one_per_booking (IntegrityError)."""
+        s = m.stays.c
+        columns = list(values)
+        row = select(*[literal(values[c], type_=s[c].type) for c in columns]).where(
+            ~exists().where(m.cancelled_bookings.c.booking_id == values["booking_id"]))
+        inserted = session.execute(insert(m.stays).from_select(columns, row)
+                                   .returning(s.stay_id)).first()
+        return inserted is not None
 
     def stay_for_update(self, session, stay_id):
         return session.execute(select(m.stays).where(m.stays.c.stay_id == stay_id)

@@ -9,8 +9,9 @@ from nameko.standalone.events import event_dispatcher
 from shared import events
 from tests.factories import valid_id_number
 
+from services.checkin import models
 from services.checkin.keys import KeyRing, key_hash
-from test_checkin_support import (Hotel, checkin_api, hotel, queued_events,  # noqa: F401
+from test_checkin_support import (Hotel, checkin_api, db_rows, hotel, queued_events,  # noqa: F401
                                   send_event, set_condition, wait_for, wait_for_event)
 
 CHECKED_OUT_QUEUE = events.queue_name("checkin", events.CHECKIN_CHECKED_OUT, "booking", "on_checked_out")
@@ -137,7 +138,7 @@ def test_cancelled_before_the_cache_knows(hotel):
     send_event(hotel.config, events.BOOKING_CANCELLED, {
         "booking_id": booking["booking_id"], "kind": "hotel_stay", "target_type": "hotel",
         "target_id": hotel.hotel_id, "credential": booking})
-    wait_for(lambda: hotel.check_in({"medium": "id_card", "value": number}).status_code == 409)
+    wait_for(lambda: db_rows(hotel.config, models.cancelled_bookings))
     r = hotel.check_in({"medium": "id_card", "value": number})
     assert r.json()["error"] == "cancelled"
     assert not any(room["occupied"] for room in hotel.rooms().values())

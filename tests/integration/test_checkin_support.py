@@ -130,3 +130,15 @@ def wait_for_event(config, queue_name, match, timeout=10.0):
         seen.extend(queued_events(config, queue_name))
         return [body for body in seen if match(body)]
     return wait_for(check, timeout)
+
+
+def db_rows(config, table):
+    """Rows of a checkin table, read straight from PostgreSQL."""
+    from sqlalchemy import create_engine, select
+    engine = create_engine(config["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg2://"),
+                           connect_args={"options": "-csearch_path=checkin"})
+    try:
+        with engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(table)).mappings().all()]
+    finally:
+        engine.dispose()
