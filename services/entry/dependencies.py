@@ -77,7 +77,7 @@ class GateCounters:
         args = [static, direction, policy, party, caps[0], caps[1], NONCE_TTL, STATE_TTL]
         if seed:
             args += ["1", seed["in"], seed["out"], seed["revoked"] or "", seed["inside"],
-                     seed["admitted"]]
+                     seed["admitted"], "1" if seed["fresh"] else "0"]
         else:
             args.append("0")
         result = self._scan(keys=keys, args=args)
@@ -196,7 +196,9 @@ class EntryStore(Store):
             outbox.add(s, events.VENUE_OCCUPANCY_LEVEL, payload)
 
     def state(self, credential_id, venue_id, day):
-        """Rebuild the Redis state from the record (after Redis lost it)."""
+        """Rebuild the Redis state from the record (first scan of the day at
+        this venue, or Redis lost it). `fresh`: nothing is recorded for this
+        venue-day yet, so credentials without state need no lookup today."""
         live = and_(scans.c.decision == "admit", scans.c.annulled.is_(False))
         with self.session() as s:
             entries, exits = s.execute(select(
@@ -208,9 +210,15 @@ class EntryStore(Store):
                 admissions.c.credential_id == credential_id)).scalar())
             revoked = s.execute(select(revocations.c.reason).where(
                 revocations.c.credential_id == credential_id)).scalar()
+            fresh = not s.execute(select(
+                select(scans.c.id).where(and_(scans.c.venue_id == venue_id,
+                                              scans.c.day == day)).exists()
+                | select(revocations.c.credential_id).where(and_(
+                    revocations.c.venue_id == venue_id, revocations.c.day == day)).exists()
+            )).scalar()
         inside, admitted = self.occupancy(venue_id, day)
         return {"in": entries, "out": exits, "revoked": revoked, "inside": inside,
-                "admitted": admitted}
+                "admitted": admitted, "fresh": fresh}
 
     def occupancy(self, venue_id, day):
         with self.session() as s:
@@ -247,19 +255,15 @@ class EntryStore(Store):
             outbox.add(s, events.ENTRY_ANNULLED, _scan_event(row, row["id"], "ok"))
             return True
 
-    def revoke(self, credential_id, reason, booking_id=None, event_id=None):
-        """Record a revocation; with `event_id`, at most once per event."""
+    def revoke(self, record, reason, event_id=None):
+        """Record a revocation of `record` (a credential record); with
+        `event_id`, at most once per event."""
         with self.session() as s:
             if event_id and not events.first_delivery(s, processed_events, event_id,
                                                       "entry.on_booking_" + reason):
                 return False
             s.execute(insert(revocations).values(
-                credential_id=credential_id, reason=reason, booking_id=booking_id)
-                .on_conflict_do_nothing())
+                credential_id=record["credential_id"], reason=reason,
+                booking_id=record.get("booking_id"), venue_id=record.get("target_id"),
+                day=record.get("valid_from")).on_conflict_do_nothing())
             return True
-
-
-def require(value, what):
-    if value is None:
-        raise ApiError("not_found", "%s not found" % what)
-    return value

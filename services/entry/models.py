@@ -52,7 +52,10 @@ revocations = Table(
     Column("credential_id", String(64), primary_key=True),
     Column("reason", String(20), nullable=False),
     Column("booking_id", String(64)),
+    Column("venue_id", String(64)),   # the credential's venue and day: a venue-day
+    Column("day", Date),              # with revocations is not "fresh" (scan.lua)
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("revocations_venue_day", "venue_id", "day"),
 )
 
 outbox = outbox_table(metadata)

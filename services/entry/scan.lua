@@ -1,12 +1,13 @@
 -- One gate scan, checked and applied atomically (see docs/entry.md).
 -- KEYS[1] nonce result      entry:nonce:<gate_id>:<nonce>      string
 -- KEYS[2] credential state  entry:cred:<credential_id>         hash in, out, rev, seeded
--- KEYS[3] venue today       entry:occ:<venue_id>:<day>         hash inside, admitted
+-- KEYS[3] venue today       entry:occ:<venue_id>:<day>         hash inside, admitted, fresh
 -- ARGV[1] static reason ("ok" or the refusal decided from the record)
 -- ARGV[2] direction in|out   ARGV[3] policy single|multi   ARGV[4] party size
 -- ARGV[5] instantaneous cap  ARGV[6] daily cap (0 = none)
 -- ARGV[7] nonce ttl s        ARGV[8] state ttl s
--- ARGV[9] "1" to seed missing state from ARGV[10..14]: in, out, rev, inside, admitted
+-- ARGV[9] "1" to seed missing state from ARGV[10..15]: in, out, rev, inside, admitted,
+--         fresh ("1": the database had nothing for this venue-day)
 -- Returns {"replay", answer} | {"miss"} | {"new", answer, inside_before, inside_after}
 -- answer = "decision|reason|person_no|delta_inside|delta_admitted"
 local prior = redis.call('GET', KEYS[1])
@@ -23,11 +24,16 @@ if ARGV[9] == '1' then
     if ARGV[12] ~= '' then redis.call('HSETNX', KEYS[2], 'rev', ARGV[12]) end
   end
   if redis.call('HEXISTS', KEYS[3], 'inside') == 0 then
-    redis.call('HSET', KEYS[3], 'inside', ARGV[13], 'admitted', ARGV[14])
+    redis.call('HSET', KEYS[3], 'inside', ARGV[13], 'admitted', ARGV[14], 'fresh', ARGV[15])
   end
 end
-if redis.call('HEXISTS', KEYS[2], 'seeded') == 0 or redis.call('HEXISTS', KEYS[3], 'inside') == 0 then
-  return {'miss'}
+if redis.call('HEXISTS', KEYS[3], 'inside') == 0 then return {'miss'} end
+if redis.call('HEXISTS', KEYS[2], 'seeded') == 0 then
+  -- 'fresh': this venue-day's state was built when the database held no scan
+  -- and no revocation for it, so a credential without state was never scanned
+  -- (a revocation arriving since is already in the hash as 'rev')
+  if redis.call('HGET', KEYS[3], 'fresh') ~= '1' then return {'miss'} end
+  redis.call('HSET', KEYS[2], 'in', 0, 'out', 0, 'seeded', '1')
 end
 local state_ttl = tonumber(ARGV[8])
 redis.call('EXPIRE', KEYS[2], state_ttl)

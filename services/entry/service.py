@@ -7,7 +7,7 @@ import re
 from marshmallow import EXCLUDE, ValidationError
 from nameko.dependency_providers import Config
 
-from shared import events
+from shared import events, platform  # module import: `nameko run` must see one service here
 from shared.config import setting
 from shared.credentials import CredentialReader, CredentialRecordSchema
 from shared.devices import DeviceAuth
@@ -16,7 +16,6 @@ from shared.errors import ApiError
 from shared.events import handler
 from shared.http import api, authorization, body
 from shared.outbox import Outbox
-from shared.platform import PlatformEndpoints
 
 from services.entry import models
 from services.entry.dependencies import EntryRedis, EntryStore, VenueReader
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
-class EntryService(PlatformEndpoints):
+class EntryService(platform.PlatformEndpoints):
     name = "entry"
 
     config = Config()
@@ -76,12 +75,15 @@ class EntryService(PlatformEndpoints):
 
     @api("POST", "/v1/credentials/<credential_id>/block",
          summary="Block a ticket at every gate (operator)", auth="admin",
-         responses={200: BlockResultSchema}, errors=("not_found",), tag="entry")
+         responses={200: BlockResultSchema}, errors=("not_found", "unavailable"), tag="entry")
     def block(self, request, credential_id):
         self.require_admin(request)
         if not TOKEN.match(credential_id):
             raise ApiError("not_found", "credential not found")
-        self.store.revoke(credential_id, "blocked")
+        record = self.credentials.get(credential_id)
+        if record is None or record.get("target_type") != "venue":
+            raise ApiError("not_found", "credential not found")
+        self.store.revoke(record, "blocked")
         self.counters.revoke(credential_id, "blocked")
         return {"credential_id": credential_id, "blocked": True}
 
@@ -95,8 +97,9 @@ class EntryService(PlatformEndpoints):
         if not credential_id:
             log.warning("booking.cancelled %s without a credential id", event["booking_id"])
             return
-        self.store.revoke(credential_id, "cancelled", event["booking_id"],
-                          event_id=event["event_id"])
+        self.store.revoke(dict(record, booking_id=event["booking_id"],
+                               target_id=record.get("target_id") or event["target_id"]),
+                          "cancelled", event_id=event["event_id"])
         # Redis writes repeat on every delivery (they are idempotent), so a
         # failure after the commit above is repaired by the redelivery.
         self.counters.revoke(credential_id, "cancelled")

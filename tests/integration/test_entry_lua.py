@@ -33,7 +33,7 @@ def test_the_script_decides_like_the_rules(counters):
         caps = (3, 5)
         record = {"party_size": party, "entry_policy": policy}
         seed = {"in": entries, "out": exits, "revoked": revoked, "inside": inside,
-                "admitted": admitted}
+                "admitted": admitted, "fresh": False}
         expected = rules.check_state(record, dict(GATE, direction=direction), dict(
             seed, instantaneous_capacity=caps[0], daily_capacity=caps[1]))
         kind, answer = counters.scan(_keys(counters), "ok", direction, policy, party, caps,
@@ -54,9 +54,29 @@ def test_missing_state_is_a_miss_not_a_guess(counters):
     assert counters.scan(keys, "ok", "in", "single", 1, (10, 10))[1].reason == "tampered"
 
 
+def test_a_new_credential_needs_no_lookup_on_a_fresh_venue_day(counters):
+    keys = _keys(counters)
+    other = [keys[0] + "-2", keys[1] + "-other", keys[2]]
+    seed = {"in": 0, "out": 0, "revoked": None, "inside": 0, "admitted": 0, "fresh": True}
+    assert counters.scan(keys, "ok", "in", "single", 1, (10, 10), seed=seed)[1].admit
+    # another credential, same venue-day: decided without a rebuild
+    kind, answer = counters.scan(other, "ok", "in", "single", 1, (10, 10))
+    assert (kind, answer.reason, answer.inside_after) == ("new", "ok", 2)
+    # a revocation that reached Redis first is kept
+    revoked = [keys[0] + "-3", keys[1] + "-revoked", keys[2]]
+    counters.revoke(revoked[1].rsplit(":", 1)[1], "cancelled")
+    assert counters.scan(revoked, "ok", "in", "single", 1, (10, 10))[1].reason == "cancelled"
+    # rebuilt after a loss (the database had scans): every credential is looked up
+    stale = _keys(counters)
+    seed = dict(seed, fresh=False)
+    counters.scan(stale, "ok", "in", "single", 1, (10, 10), seed=seed)
+    assert counters.scan([stale[0] + "-2", stale[1] + "-new", stale[2]], "ok", "in", "single",
+                         1, (10, 10)) == ("miss", None)
+
+
 def test_undo_takes_back_an_admission(counters):
     keys = _keys(counters)
-    seed = {"in": 0, "out": 0, "revoked": None, "inside": 4, "admitted": 7}
+    seed = {"in": 0, "out": 0, "revoked": None, "inside": 4, "admitted": 7, "fresh": False}
     kind, answer = counters.scan(keys, "ok", "in", "single", 1, (10, 10), seed=seed)
     assert (answer.admit, answer.person_no, answer.inside_before, answer.inside_after) == \
         (True, 1, 4, 5)
