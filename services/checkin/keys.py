@@ -51,5 +51,9 @@ class KeyRing:
                 self.redis.set(self._key(hashed), json.dumps(record, separators=(",", ":")),
                                keepttl=True)
 
+    def ping(self):
+        """Readiness: /health/ready calls it."""
+        self.redis.ping()
+
     def forget(self, hashed):
         self.redis.delete(self._key(hashed))
