@@ -192,3 +192,11 @@ def test_device_without_a_hotel_is_forbidden(hotel, config):
     gate = put_device(config, "desk", hotel_id=None, venue_id="v1")
     r = hotel.check_in({"medium": "id_card", "value": VALID_IDS[0]}, device=gate)
     assert r.status_code == 403
+
+
+def test_booking_unreachable_on_a_cache_miss_is_503_and_changes_nothing(hotel):
+    before = hotel.rooms()
+    r = hotel.check_in({"medium": "code", "value": "UNCACHED1"})
+    assert r.status_code == 503 and r.json()["error"] == "unavailable"
+    assert hotel.rooms() == before
+    assert hotel.api.get("/health/ready").json() == {"status": "ready"}
