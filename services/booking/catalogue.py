@@ -24,11 +24,13 @@ def add_hotels(session, emit, specs):
         hotel_id = spec.get("hotel_id") or new_id()
         ids.append(hotel_id)
         hotel_rows.append({"hotel_id": hotel_id, "name": spec["name"].strip(),
-                           "district": spec["district"].strip()})
+                           "district": spec["district"].strip(),
+                           "room_type_count": len(spec["room_types"])})
         for rt in spec["room_types"]:
             type_rows.append({"hotel_id": hotel_id, "room_type": rt["room_type"].strip(),
                               "price": rt["price"], "max_guests": rt.get("max_guests", 2),
-                              "total": len(rt["rooms"])})
+                              "total": len(rt["rooms"]), "hotel_name": spec["name"].strip(),
+                              "district": spec["district"].strip()})
             room_rows += [{"hotel_id": hotel_id, "room": r, "room_type": rt["room_type"].strip()}
                           for r in rt["rooms"]]
     if not hotel_rows:

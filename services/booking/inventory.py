@@ -83,48 +83,59 @@ def slot_counters(session, venue_id, day):
 
 
 # City-wide search, one statement. A room type is open when it takes the party
-# and none of the stay's nights is full; full nights are found through a small
-# partial index (room_nights_full), so the anti-join reads only sold-out rows.
-# Hotels are ordered by their cheapest open room type, then name, paginated,
-# and only the page's room types count their free rooms (primary-key lookups).
+# and none of the stay's nights is full (probe of the partial index
+# room_nights_full, which holds only sold-out nights). Hotels are ordered by
+# their cheapest open room type, then name, then id: that is the order in which
+# hotels first appear when open room types are walked by (price, hotel name,
+# hotel id), which room_types_by_price serves directly. A hotel has at most
+# :per_hotel room types, so the first (offset + limit + 1) * per_hotel open
+# room types contain every hotel of the page: the walk stops there instead of
+# ranking the whole city. Free-room counts are computed for the page only.
 SEARCH_SQL = """
-WITH open_types AS (
-    SELECT rt.hotel_id, rt.room_type, rt.price, rt.max_guests, rt.total
+WITH stream AS (
+    SELECT rt.hotel_id, rt.price, rt.hotel_name
     FROM room_types rt
-    WHERE rt.max_guests >= :guests AND rt.total > 0 {price_filter}
+    WHERE rt.max_guests >= :guests AND rt.total > 0 {filters}
       AND NOT EXISTS (
           SELECT 1 FROM room_nights f
           WHERE f.hotel_id = rt.hotel_id AND f.room_type = rt.room_type
             AND f.night >= :check_in AND f.night < :check_out AND f.sold >= f.capacity)
+    ORDER BY rt.price, rt.hotel_name, rt.hotel_id
+    LIMIT :walk
 ), page AS (
-    SELECT h.hotel_id, h.name, h.district, MIN(o.price) AS from_price
-    FROM open_types o JOIN hotels h ON h.hotel_id = o.hotel_id
-    {district_filter}
-    GROUP BY h.hotel_id
-    ORDER BY from_price, h.name, h.hotel_id
+    SELECT hotel_id, MIN(price) AS from_price, MIN(hotel_name) AS name
+    FROM stream GROUP BY hotel_id
+    ORDER BY from_price, name, hotel_id
     LIMIT :limit OFFSET :offset
 )
-SELECT p.hotel_id, p.name, p.district, p.from_price, o.room_type, o.price, o.max_guests,
-       LEAST(o.total, COALESCE((
-           SELECT MIN(n.capacity - n.sold) FROM room_nights n
-           WHERE n.hotel_id = o.hotel_id AND n.room_type = o.room_type
-             AND n.night >= :check_in AND n.night < :check_out), o.total)) AS available
-FROM page p JOIN open_types o ON o.hotel_id = p.hotel_id
-ORDER BY p.from_price, p.name, p.hotel_id, o.price, o.room_type
+SELECT * FROM (
+    SELECT p.hotel_id, p.name, rt.district, p.from_price, rt.room_type, rt.price,
+           rt.max_guests,
+           LEAST(rt.total, COALESCE((
+               SELECT MIN(n.capacity - n.sold) FROM room_nights n
+               WHERE n.hotel_id = rt.hotel_id AND n.room_type = rt.room_type
+                 AND n.night >= :check_in AND n.night < :check_out), rt.total)) AS available
+    FROM page p JOIN room_types rt ON rt.hotel_id = p.hotel_id
+    WHERE rt.max_guests >= :guests {filters}
+) offers
+WHERE available > 0
+ORDER BY from_price, name, hotel_id, price, room_type
 """
 _SEARCH_VARIANTS = {
-    (price, district): text(SEARCH_SQL.format(
-        price_filter="AND rt.price <= :max_price" if price else "",
-        district_filter="WHERE h.district = :district" if district else ""))
+    (price, district): text(SEARCH_SQL.format(filters=" ".join(
+        (["AND rt.price <= :max_price"] if price else [])
+        + (["AND rt.district = :district"] if district else []))))
     for price in (False, True) for district in (False, True)}
+MAX_TYPES_SQL = text("SELECT coalesce(max(room_type_count), 1) FROM hotels")  # index-only
 
 
 def search(session, check_in, check_out, guests, district=None, max_price=None, limit=20,
            offset=0):
     """{results: [...], next_offset} for the hotels free every night."""
     statement = _SEARCH_VARIANTS[(max_price is not None, district is not None)]
+    per_hotel = session.execute(MAX_TYPES_SQL).scalar()
     params = {"check_in": check_in, "check_out": check_out, "guests": guests,
-              "limit": limit + 1, "offset": offset}
+              "limit": limit + 1, "offset": offset, "walk": (offset + limit + 1) * per_hotel}
     if max_price is not None:
         params["max_price"] = max_price
     if district is not None:

@@ -31,8 +31,10 @@ hotels = Table(
     Column("hotel_id", String(32), primary_key=True),
     Column("name", String(100), nullable=False),
     Column("district", String(50), nullable=False),
+    Column("room_type_count", Integer, nullable=False),  # bounds the search's walk
     Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
     Index("hotels_district", "district"),
+    Index("hotels_room_type_count", "room_type_count"),
 )
 
 room_types = Table(
@@ -42,8 +44,13 @@ room_types = Table(
     Column("price", Numeric(10, 2), nullable=False),
     Column("max_guests", Integer, nullable=False, server_default="2"),
     Column("total", Integer, nullable=False),  # number of rooms of this type
+    # copies of the hotel's name and district (hotels never change them): the
+    # search walks this one index in price order and stops after one page
+    Column("hotel_name", String(100), nullable=False),
+    Column("district", String(50), nullable=False),
     CheckConstraint("price >= 0 AND max_guests >= 1 AND total >= 0", name="room_types_sane"),
-    Index("room_types_search", "max_guests", "price"),
+    Index("room_types_by_price", "price", "hotel_name", "hotel_id",
+          postgresql_include=["max_guests", "total", "district", "room_type"]),
 )
 
 rooms = Table(
@@ -62,9 +69,11 @@ room_nights = Table(
     Column("capacity", Integer, nullable=False),
     Column("sold", Integer, nullable=False, server_default="0"),
     CheckConstraint("sold >= 0 AND sold <= capacity", name="room_nights_no_oversell"),
-    # search excludes room types with a full night: index only the full ones
-    Index("room_nights_full", "night", "hotel_id", "room_type",
+    # search excludes room types with a full night: index only the full ones,
+    # for probing one room type and for collecting a stay's full nights
+    Index("room_nights_full", "hotel_id", "room_type", "night",
           postgresql_where=text("sold >= capacity")),
+    Index("room_nights_full_by_night", "night", postgresql_where=text("sold >= capacity")),
 )
 
 venues = Table(
