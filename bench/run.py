@@ -83,6 +83,7 @@ class Bench:
     def run(self):
         self.stack.create()
         started = time.time()
+        self.load_before = _loadavg()
         try:
             self.bench_floor()
             missing = [n for n in ("booking", "checkin", "entry") if not service_available(n)]
@@ -174,24 +175,26 @@ class Bench:
     def bench_bookings(self):
         a = self.args
         n_stays = a.checkin_rate * a.duration + a.checkin_max
-        n_tickets = a.gate_rate * a.duration + a.gate_max_tickets
-        plan = []  # (kind, hotel index or None, person)
+        # Group tickets (a family, a tour group): each admits `party` people,
+        # one scan each, so the gate runs need fewer bookings.
+        n_tickets = -(-(a.gate_rate * a.duration + a.gate_max_scans) // a.party)
+        plan = []  # (kind, hotel index or None, people)
         for i in range(max(n_stays, n_tickets)):
             if i < n_stays:
-                plan.append(("stay", i % len(self.hotels), self.people.person()))
+                plan.append(("stay", i % len(self.hotels), [self.people.person()]))
             if i < n_tickets:
-                plan.append(("ticket", None, self.people.person()))
+                plan.append(("ticket", None, [self.people.person() for _ in range(a.party)]))
         self.stays, self.tickets = [], []
         tokens = self.tokens
 
         def make(i):
-            kind, hotel, person = plan[i]
+            kind, hotel, people = plan[i]
             token = tokens[i % len(tokens)]
             if kind == "stay":
                 body = stay_body(self.hotels[hotel]["hotel_id"], "standard", self.today, 1,
-                                 [person])
+                                 people)
             else:
-                body = ticket_body(self.venue_id, self.today, [person])
+                body = ticket_body(self.venue_id, self.today, people)
             return loadgen.Request("POST", "/v1/bookings", {
                 "Authorization": "Bearer " + token,
                 "Idempotency-Key": "bench-%s-%d" % (self.run_id, i)}, body)
@@ -199,14 +202,15 @@ class Bench:
         def seen(i, request, status, body):
             if status not in (200, 201):
                 return
-            kind, hotel, person = plan[i]
+            kind, hotel, people = plan[i]
             booking = json.loads(body)
             item = {"booking_id": booking["booking_id"], "token": tokens[i % len(tokens)],
-                    "id_number": person["id_number"], "hotel": hotel}
+                    "id_number": people[0]["id_number"], "hotel": hotel,
+                    "id_numbers": [p["id_number"] for p in people]}
             (self.stays if kind == "stay" else self.tickets).append(item)
 
-        print("bookings: %d stays + %d tickets, POST /v1/bookings" % (n_stays, n_tickets),
-              flush=True)
+        print("bookings: %d stays + %d tickets of %d visitors, POST /v1/bookings"
+              % (n_stays, n_tickets, a.party), flush=True)
         with self.profiled("booking", "booking", 15):
             r = loadgen.closed_loop("bookings", self.stack.url("booking"), make,
                                     connections=a.connections, duration=a.booking_time_limit,
@@ -300,15 +304,16 @@ class Bench:
 
     # -- gate scans ----------------------------------------------------------
     def scan_bodies(self, tickets):
-        """Half QR (fetched fresh from booking, as the visitor's phone does),
-        half ID card."""
+        """One scan per visitor: half the groups show the ticket's QR (fetched
+        fresh from booking, as the phone does) once per person, the other half
+        each show their ID card."""
         bodies = []
         for i, t in enumerate(tickets):
             if i % 2 == 0:
                 code = self.api.qr(t["token"], t["booking_id"])
-                bodies.append({"medium": "qr", "value": code})
+                bodies += [{"medium": "qr", "value": code} for _ in t["id_numbers"]]
             else:
-                bodies.append({"medium": "id_card", "value": t["id_number"]})
+                bodies += [{"medium": "id_card", "value": n} for n in t["id_numbers"]]
         return bodies
 
     def bench_gate(self):
@@ -317,10 +322,11 @@ class Bench:
         if not self.tickets:
             self.notes.append("gate: no confirmed tickets to scan")
             return
-        n_max = min(a.gate_max_tickets, len(self.tickets))
+        n_max = min(-(-a.gate_max_scans // a.party), len(self.tickets))
         max_set, rate_set = self.tickets[:n_max], self.tickets[n_max:]
         print("gate scans: max throughput over %d tickets (QR + ID card), then %d/s over %d "
-              "fresh tickets" % (n_max, a.gate_rate, len(rate_set)), flush=True)
+              "fresh tickets (%d visitors each)" % (n_max, a.gate_rate, len(rate_set), a.party),
+              flush=True)
         bodies = self.scan_bodies(max_set)
         lines = [wrk.line("POST", "/v1/scans", "Device " + self.gates[i % len(self.gates)],
                           dict(b, nonce="@NONCE@")) for i, b in enumerate(bodies)]
@@ -380,7 +386,10 @@ class Bench:
     # -- report --------------------------------------------------------------
     def write_report(self):
         lines = ["# make bench — %s UTC" % datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
-                 "", "Machine: %s" % machine(), ""]
+                 "", "Machine: %s" % machine(),
+                 "", "Load average (1 min) before the run %s, after %s: other work on the "
+                 "machine competes for the same 2 cores; compare rows to the floor of the same "
+                 "run, not across runs." % (self.load_before, _loadavg()), ""]
         lines += ["| benchmark | load | rate (req/s) | p50 (ms) | p99 (ms) | x floor | "
                   "service RSS (MB) | answers |", "|---|---|---:|---:|---:|---:|---:|---|"]
         for r in self.rows:
@@ -463,6 +472,14 @@ def _fmt(ms):
     return "-" if ms is None else ("%.1f" % ms if ms < 100 else "%.0f" % ms)
 
 
+def _loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except OSError:
+        return "?"
+
+
 def machine():
     cpu = ""
     try:
@@ -487,9 +504,11 @@ def main(argv=None):
     p.add_argument("--gates", type=int, default=8)
     p.add_argument("--tourists", type=int, default=40)
     p.add_argument("--gate-rate", type=int, default=500)
-    p.add_argument("--gate-max-tickets", type=int, default=2000)
+    p.add_argument("--gate-max-scans", type=int, default=2000,
+                   help="distinct visitors in the closed-loop gate list")
+    p.add_argument("--party", type=int, default=5, help="visitors per ticket")
     p.add_argument("--checkin-rate", type=int, default=100)
-    p.add_argument("--checkin-max", type=int, default=1000)
+    p.add_argument("--checkin-max", type=int, default=600)
     p.add_argument("--search-rate", type=int, default=50)
     p.add_argument("--booking-time-limit", type=int, default=240)
     p.add_argument("--profile", default="",
@@ -499,7 +518,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.quick:
         args.duration, args.hotels, args.venues = 3, 50, 5
-        args.rooms_per_hotel, args.gate_max_tickets, args.checkin_max = 200, 200, 100
+        args.rooms_per_hotel, args.gate_max_scans, args.checkin_max = 200, 500, 100
     if not wrk.available():
         sys.exit("wrk is missing: apt-get install wrk (make bench does)")
     return Bench(args).run()
