@@ -88,7 +88,7 @@ def slot_counters(session, venue_id, day):
 # their cheapest open room type, then name, then id: that is the order in which
 # hotels first appear when open room types are walked by (price, hotel name,
 # hotel id), which room_types_by_price serves directly. A hotel has at most
-# :per_hotel room types, so the first (offset + limit + 1) * per_hotel open
+# max(room_type_count) room types, so the first (offset + limit + 1) * that open
 # room types contain every hotel of the page: the walk stops there instead of
 # ranking the whole city. Free-room counts are computed for the page only.
 SEARCH_SQL = """
@@ -101,7 +101,7 @@ WITH stream AS (
           WHERE f.hotel_id = rt.hotel_id AND f.room_type = rt.room_type
             AND f.night >= :check_in AND f.night < :check_out AND f.sold >= f.capacity)
     ORDER BY rt.price, rt.hotel_name, rt.hotel_id
-    LIMIT :walk
+    LIMIT :pages * (SELECT coalesce(max(room_type_count), 1) FROM hotels)
 ), page AS (
     SELECT hotel_id, MIN(price) AS from_price, MIN(hotel_name) AS name
     FROM stream GROUP BY hotel_id
@@ -126,16 +126,14 @@ _SEARCH_VARIANTS = {
         (["AND rt.price <= :max_price"] if price else [])
         + (["AND rt.district = :district"] if district else []))))
     for price in (False, True) for district in (False, True)}
-MAX_TYPES_SQL = text("SELECT coalesce(max(room_type_count), 1) FROM hotels")  # index-only
 
 
 def search(session, check_in, check_out, guests, district=None, max_price=None, limit=20,
            offset=0):
     """{results: [...], next_offset} for the hotels free every night."""
     statement = _SEARCH_VARIANTS[(max_price is not None, district is not None)]
-    per_hotel = session.execute(MAX_TYPES_SQL).scalar()
     params = {"check_in": check_in, "check_out": check_out, "guests": guests,
-              "limit": limit + 1, "offset": offset, "walk": (offset + limit + 1) * per_hotel}
+              "limit": limit + 1, "offset": offset, "pages": offset + limit + 1}
     if max_price is not None:
         params["max_price"] = max_price
     if district is not None:
