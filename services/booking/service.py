@@ -6,6 +6,7 @@ import datetime
 import functools
 import logging
 
+from marshmallow import ValidationError
 from nameko.rpc import rpc
 
 from shared import events, platform, qr
@@ -222,7 +223,14 @@ class BookingService(platform.PlatformEndpoints):
 
     # -- facts from gates and desks (idempotent: first_delivery) --
     def _once(self, event_type, payload, method):
-        body_ = events.load(event_type, payload)
+        """The checked payload and its first-delivery test, or (None, None) for
+        a malformed event: dropped with a log line, since requeueing it would
+        loop forever."""
+        try:
+            body_ = events.load(event_type, payload)
+        except (ValidationError, TypeError):
+            log.warning("dropped a malformed %s event", event_type)
+            return None, None
         return body_, functools.partial(
             lambda s, eid: events.first_delivery(s, processed_events, eid, "booking." + method),
             eid=body_["event_id"])
@@ -230,24 +238,26 @@ class BookingService(platform.PlatformEndpoints):
     @events.handler("entry", events.ENTRY_ADMITTED)
     def on_entry_admitted(self, payload):
         data, first = self._once(events.ENTRY_ADMITTED, payload, "on_entry_admitted")
-        if data.get("booking_id"):
+        if data and data.get("booking_id"):
             self.store.apply_entry(first, data["booking_id"], admitted=True)
 
     @events.handler("entry", events.ENTRY_ANNULLED)
     def on_entry_annulled(self, payload):
         data, first = self._once(events.ENTRY_ANNULLED, payload, "on_entry_annulled")
-        if data.get("booking_id"):
+        if data and data.get("booking_id"):
             self.store.apply_entry(first, data["booking_id"], admitted=False)
 
     @events.handler("checkin", events.CHECKIN_COMPLETED)
     def on_checkin_completed(self, payload):
         data, first = self._once(events.CHECKIN_COMPLETED, payload, "on_checkin_completed")
-        self.store.apply_stay(first, data["booking_id"], rules.after_checkin)
+        if data:
+            self.store.apply_stay(first, data["booking_id"], rules.after_checkin)
 
     @events.handler("checkin", events.CHECKIN_CHECKED_OUT)
     def on_checked_out(self, payload):
         data, first = self._once(events.CHECKIN_CHECKED_OUT, payload, "on_checked_out")
-        self.store.apply_stay(first, data["booking_id"], rules.after_checkout)
+        if data:
+            self.store.apply_stay(first, data["booking_id"], rules.after_checkout)
 
 
 def _missing(what):

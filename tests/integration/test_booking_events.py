@@ -120,3 +120,33 @@ def test_desk_facts_move_a_stay_in_house_then_departed(city, config, database_ur
     dispatch("checkin", events.CHECKIN_COMPLETED, events.envelope(events.CHECKIN_COMPLETED, fact))
     wait_for(lambda: sql(database_url, "SELECT count(*) FROM processed_events") == [(3,)])
     assert status_of(database_url, booking["booking_id"])[0] == "departed"
+
+
+def test_malformed_events_are_dropped_not_looped(config, database_url):
+    """A payload that fails its schema is dropped (requeueing would loop);
+    the next good event is still applied, and once the service stops nothing
+    is left in its queue."""
+    import eventlet
+    from nameko.runners import ServiceRunner
+    from tests.conftest import Api
+    from tests.integration.test_booking_support import City
+    from services.booking.service import BookingService
+    runner = ServiceRunner(config)
+    runner.add_service(BookingService)
+    runner.start()
+    try:
+        city = City(Api("http://%s" % config["WEB_SERVER_ADDRESS"]), config)
+        booking = city.book(city.tourist(), city.ticket()).json()
+        dispatch = event_dispatcher(config)
+        dispatch("entry", events.ENTRY_ADMITTED, {"booking_id": booking["booking_id"]})
+        dispatch("entry", events.ENTRY_ADMITTED, "not even an object")
+        dispatch("entry", events.ENTRY_ADMITTED, scan(city, booking, events.ENTRY_ADMITTED))
+        wait_for(lambda: status_of(database_url, booking["booking_id"]) == ("used", 1))
+    finally:
+        with eventlet.Timeout(10):
+            runner.stop()
+    with Connection(config["AMQP_URI"]) as conn:
+        queue = events.queue_name("entry", events.ENTRY_ADMITTED, "booking", "on_entry_admitted")
+        _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
+    assert messages == 0
+    assert sql(database_url, "SELECT count(*) FROM processed_events") == [(1,)]
