@@ -103,8 +103,15 @@ class Scanner:
         if kind == "miss":  # Redis lost (or never had) this state: rebuild from the record
             seed = self.store.state(credential_id, venue_id, day)
             kind, answer = self.counters.scan(keys, *args, seed=seed)
+        recovering = False
         if kind == "replay":
-            return self.respond(answer, record, direction, static)
+            if not (answer.admit and answer.delta_inside
+                    and self.store.find_scan(gate["device_id"], data["nonce"]) is None):
+                return self.respond(answer, record, direction, static)
+            # Redis holds this answer but the database does not: the first
+            # attempt died between the script and the commit (or is still in
+            # flight). Record it now; the Redis side already counts it.
+            recovering = True
 
         row = {"gate_id": gate["device_id"], "nonce": data["nonce"], "venue_id": venue_id,
                "day": day, "direction": direction, "medium": data["medium"],
@@ -113,17 +120,20 @@ class Scanner:
                "decision": "admit" if answer.admit else "deny", "reason": answer.reason,
                "person_no": answer.person_no, "delta_inside": answer.delta_inside,
                "delta_admitted": answer.delta_admitted, "scanned_at": now}
-        level = self.level_event(venue_id, answer.inside_before, answer.inside_after, caps[0])
+        level = None if recovering else self.level_event(
+            venue_id, answer.inside_before, answer.inside_after, caps[0])
         try:
             outcome, detail = self.store.record(self.outbox, row, level)
         except Exception:
             log.exception("could not record a scan; taking the Redis side back")
-            self.counters.undo(keys, direction, answer)
+            if not recovering:  # a recovery leaves the first attempt's reservation alone
+                self.counters.undo(keys, direction, answer)
             raise ApiError("unavailable", "the entry record is unavailable; scan again")
-        if outcome == "replay":  # Redis forgot this nonce; the database did not
+        if outcome == "replay":  # the database has this nonce: its answer stands
             earlier = Answer(Answer.encode(detail["decision"] == "admit", detail["reason"],
                                            detail["person_no"]))
-            self.counters.undo(keys, direction, answer, new_answer=earlier.text)
+            if not recovering:   # Redis had forgotten the nonce: take this attempt back
+                self.counters.undo(keys, direction, answer, new_answer=earlier.text)
             return self.respond(earlier, record, direction, static)
         if outcome == "used":  # Redis had lost the admissions; the database had them
             refused = Answer(Answer.encode(False, "already_used"))
@@ -131,7 +141,7 @@ class Scanner:
             answer = refused
         metrics.DECISIONS.labels("entry", "admit" if answer.admit else "deny",
                                  answer.reason).inc()
-        if answer.delta_inside:
+        if answer.delta_inside and not recovering:
             metrics.OCCUPANCY.labels(venue_id).set(answer.inside_after)
         return self.respond(answer, record, direction, static)
 

@@ -82,6 +82,25 @@ def test_nonce_replay_after_redis_loss_gives_the_first_answer(entry, config, red
     assert sql(config, "SELECT count(*) FROM scans") == [(1,)]
 
 
+def test_an_admission_lost_before_its_commit_is_recorded_on_the_retry(entry, config):
+    venue = put_venue(config)
+    key = gate(config, venue)
+    record = ticket(config, venue)
+    first = scan(entry, key, "code", record["code"], nonce="lost").json()
+    assert first["reason"] == "ok"
+    # as if the process died after the script and before the commit
+    sql(config, "DELETE FROM admissions")
+    sql(config, "DELETE FROM outbox")
+    sql(config, "DELETE FROM scans")
+    assert scan(entry, key, "code", record["code"], nonce="lost").json() == first
+    assert sql(config, "SELECT nonce, decision, person_no FROM scans") == [("lost", "admit", 1)]
+    assert sql(config, "SELECT count(*) FROM admissions") == [(1,)]
+    assert [t for (t,) in sql(config, "SELECT event_type FROM outbox")] == ["entry.admitted"]
+    assert occupancy(entry, venue)["inside"] == 1          # counted once
+    assert scan(entry, key, "code", record["code"], nonce="lost").json() == first
+    assert sql(config, "SELECT count(*) FROM scans") == [(1,)]
+
+
 def test_database_refuses_what_stale_redis_state_allows(entry, config, redis_conn):
     venue = put_venue(config)
     key = gate(config, venue)
