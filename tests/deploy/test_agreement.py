@@ -160,3 +160,19 @@ def test_port_8000_everywhere(name):
         [(PORT, container["ports"][0]["name"])]
     for ingress in ("duoyou-api", "duoyou-openapi"):
         assert all(p[3] == PORT for p in ingress_paths(name=ingress) if p[2] == name)
+
+
+def test_the_openapi_registry_holds_no_route_outside_the_service_classes():
+    """Every public route in shared.openapi.ROUTES (what /openapi.json shows)
+    belongs to a service class, so the routing checks above cover it."""
+    if not all(service_exists(n) for n in service_names()):
+        pytest.skip("waiting for every service")
+    from shared import openapi
+    claimed = set()
+    for name in service_names():
+        claimed |= service_routes(name)
+    registered = {(r.method.upper(), r.path) for r in openapi.ROUTES
+                  if r.path not in PLATFORM_PATHS and not r.path.startswith("/test/")}
+    assert registered and registered <= claimed, registered - claimed
+    for method, path in registered:
+        assert nginx_route(sample_path(path))[2] is not None, path
