@@ -4,8 +4,10 @@ import datetime
 import time
 
 import pytest
+import redis as redis_lib
 
 from shared import qr
+from shared.cacheaside import MISSING
 from shared.clock import city_now
 from services.booking.service import BookingService
 from services.entry.service import EntryService
@@ -240,3 +242,26 @@ def test_who_may_scan(entry, config, venue):
 def test_openapi_describes_the_gate_routes(entry):
     paths = entry.get("/openapi.json").json()["paths"]
     assert {"/v1/scans", "/v1/scans/{nonce}/annul", "/v1/venues/{venue_id}/occupancy"} <= set(paths)
+
+
+def test_a_gate_of_an_unconfigured_venue_refuses_entries_but_lets_people_out(entry, config):
+    venue = "not-configured"
+    # booking answered get_venue with "no such venue" (cached as the negative marker)
+    redis_lib.Redis.from_url(config["REDIS_URL"]).set(
+        config["REDIS_PREFIX"] + "venue:" + venue, MISSING, ex=60)
+    key, out = gate(config, venue), gate(config, venue, direction="out")
+    record = ticket(config, venue)
+    body = scan(entry, key, "code", record["code"]).json()
+    assert (body["reason"], body["explanation"]) == ("blocked", "this gate's venue is not configured")
+    assert scan(entry, out, "code", record["code"]).json()["decision"] == "admit"
+
+
+def test_decisions_and_occupancy_are_metrics(entry, config, venue):
+    key = gate(config, venue)
+    record = ticket(config, venue)
+    scan(entry, key, "code", record["code"])
+    scan(entry, key, "code", record["code"])
+    text = entry.get("/metrics").text
+    assert 'duoyou_decisions_total{decision="admit",reason="ok",service="entry"}' in text
+    assert 'reason="already_used",service="entry"' in text
+    assert 'duoyou_venue_inside{venue_id="%s"} 1.0' % venue in text
