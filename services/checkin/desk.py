@@ -141,26 +141,27 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
     key = new_key()
     try:
         with svc.hotels.session() as session:
-            store = svc.hotels
-            room = store.claim_room(session, hotel_id, record.get("room_type"), stay_id)
+            issued = datetime.datetime.now(zone)
+            hashed = key_hash(key)
+            room, added = svc.hotels.check_in(
+                session,
+                stay={"stay_id": stay_id, "booking_id": booking_id,
+                      "credential_id": record["credential_id"], "hotel_id": hotel_id,
+                      "room_type": record.get("room_type"), "status": m.IN_HOUSE,
+                      "payment_mode": data["payment_mode"],
+                      "guest_name_masked": record["holder_name_masked"],
+                      "medium": data["medium"], "face_used": data["face"] is not None,
+                      "device_id": device.get("device_id"), "started_at": started,
+                      "checked_in_at": issued, "duration_ms": rules.duration_ms(started, issued),
+                      "valid_until": valid_until},
+                key={"key_hash": hashed, "stay_id": stay_id, "hotel_id": hotel_id,
+                     "valid_until": valid_until},
+                registrations=registrations_for(record, stay_id, issued, valid_until,
+                                                id_hash, id_masked, id_type))
             if room is None:
                 raise _NoRoom()
-            issued = datetime.datetime.now(zone)
-            added = store.add_stay(
-                session, stay_id=stay_id, booking_id=booking_id,
-                credential_id=record["credential_id"], hotel_id=hotel_id, room=room,
-                room_type=record.get("room_type"), status=m.IN_HOUSE,
-                payment_mode=data["payment_mode"],
-                guest_name_masked=record["holder_name_masked"], medium=data["medium"],
-                face_used=data["face"] is not None, device_id=device.get("device_id"),
-                started_at=started, checked_in_at=issued,
-                duration_ms=rules.duration_ms(started, issued), valid_until=valid_until)
             if not added:
                 refuse(rules.not_cancelled(record, cancelled_locally=True))
-            hashed = key_hash(key)
-            store.add_key(session, hashed, stay_id, hotel_id, room, valid_until)
-            store.add_registrations(session, registrations_for(
-                record, stay_id, room, issued, valid_until, id_hash, id_masked, id_type))
             svc.outbox.add(session, events.CHECKIN_COMPLETED, {
                 "stay_id": stay_id, "booking_id": booking_id, "hotel_id": hotel_id,
                 "room": room})
@@ -179,7 +180,7 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
             "payment_mode": data["payment_mode"]}
 
 
-def registrations_for(record, stay_id, room, at, departure, id_hash, id_masked, id_type):
+def registrations_for(record, stay_id, at, departure, id_hash, id_masked, id_type):
     """One police registration per guest of the booking. Booking keeps real
     names; we have the holder's masked name and every guest's ID hash. The
     card read at the desk adds its masked number and foreign-guest flag."""
@@ -187,8 +188,7 @@ def registrations_for(record, stay_id, room, at, departure, id_hash, id_masked, 
     for number, hashed in enumerate(record["id_hashes"]):
         read_here = hashed == id_hash
         rows.append({
-            "stay_id": stay_id, "hotel_id": record["target_id"], "room": room,
-            "guest_no": number + 1,
+            "stay_id": stay_id, "hotel_id": record["target_id"], "guest_no": number + 1,
             "name_masked": record["holder_name_masked"] if number == 0 else "",
             "id_hash": hashed, "id_masked": id_masked if read_here else None,
             "id_checked": read_here,

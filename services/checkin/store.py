@@ -3,7 +3,7 @@
 Every method takes the caller's session, so a check-in's stay, room, key,
 registrations and events commit in one transaction.
 """
-from sqlalchemy import and_, case, exists, func, literal, select, update
+from sqlalchemy import and_, case, exists, func, literal, select, union_all, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.database import Store
@@ -48,40 +48,68 @@ class HotelStore(Store):
         session.execute(update(m.rooms).where(m.rooms.c.hotel_id == hotel_id,
                                               m.rooms.c.number == number).values(**values))
 
-    def claim_room(self, session, hotel_id, room_type, stay_id):
-        """Take the first ready vacant room by the assignment rule, skipping
-        rooms another desk has locked this instant (one statement); its
-        number or None."""
+    def _first_ready(self, hotel_id, room_type):
+        """The assignment rule as a subquery, skipping rooms another desk
+        has locked this instant."""
         r = m.rooms.c
         conditions = [r.hotel_id == hotel_id, r.stay_id.is_(None), r.condition.in_(READY)]
         if room_type is not None:
             conditions.append(r.room_type == room_type)
-        first_ready = (
-            select(r.number).where(and_(*conditions))
-            .order_by(case((r.condition == "inspected", 0), else_=1), r.floor,
-                      func.length(r.number), r.number)
-            .limit(1).with_for_update(skip_locked=True).scalar_subquery())
-        return session.execute(
-            update(m.rooms).where(r.hotel_id == hotel_id, r.number == first_ready)
-            .values(stay_id=stay_id, updated_at=func.now()).returning(r.number)).scalar()
+        return (select(r.number).where(and_(*conditions))
+                .order_by(case((r.condition == "inspected", 0), else_=1), r.floor,
+                          func.length(r.number), r.number)
+                .limit(1).with_for_update(skip_locked=True).scalar_subquery())
+
+    def check_in(self, session, stay, key, registrations):
+        """Claim a room, insert the stay (unless the booking is known
+        cancelled), its key and its registrations: one statement, so a
+        check-in costs one round trip here, whatever the guests.
+
+        `stay`: the stays row without `room`; `key`: room_keys row without
+        `room`; `registrations`: rows without `room`. Returns (room or None,
+        stay inserted?). A second stay for the booking raises IntegrityError
+        (stays_one_per_booking)."""
+        r, s, k, g = m.rooms.c, m.stays.c, m.room_keys.c, m.registrations.c
+        claimed = (update(m.rooms)
+                   .where(r.hotel_id == stay["hotel_id"], r.stay_id.is_(None),
+                          r.number == self._first_ready(stay["hotel_id"], stay["room_type"]))
+                   .values(stay_id=stay["stay_id"], updated_at=func.now())
+                   .returning(r.number).cte("claimed"))
+
+        def row_from(source, values, table_cols):
+            return select(*[literal(v, type_=table_cols[c].type) for c, v in values.items()],
+                          source.c.number.label("room") if source is claimed
+                          else source.c.room).select_from(source)
+
+        new_stay = (insert(m.stays).from_select(
+            list(stay) + ["room"],
+            row_from(claimed, stay, s).where(
+                ~exists().where(m.cancelled_bookings.c.booking_id == stay["booking_id"])))
+            .returning(s.stay_id, s.room).cte("new_stay"))
+        new_key = (insert(m.room_keys).from_select(list(key) + ["room"],
+                                                   row_from(new_stay, key, k))
+                   .returning(k.key_hash).cte("new_key"))
+        ctes = [new_key]
+        if registrations:
+            columns = list(registrations[0])
+            rows = [row_from(new_stay, row, g) for row in registrations]
+            source = rows[0] if len(rows) == 1 else union_all(*rows)
+            ctes.append(insert(m.registrations).from_select(columns + ["room"], source)
+                        .returning(g.id).cte("new_registrations"))
+        counted = [select(func.count()).select_from(c).scalar_subquery() for c in ctes]
+        result = session.execute(
+            select(claimed.c.number,
+                   select(func.count()).select_from(new_stay).scalar_subquery(), *counted)
+        ).first()
+        if result is None:
+            return None, False
+        return result[0], result[1] == 1
 
     # -- stays ---------------------------------------------------------------
 
     def stay_status_of_booking(self, session, booking_id):
         return session.execute(select(m.stays.c.status)
                                .where(m.stays.c.booking_id == booking_id)).scalar()
-
-    def add_stay(self, session, **values):
-        """Insert the stay unless booking.cancelled has been seen for its
-        booking (one statement); False if cancelled. A second stay for the
-        booking violates stays_one_per_booking (IntegrityError)."""
-        s = m.stays.c
-        columns = list(values)
-        row = select(*[literal(values[c], type_=s[c].type) for c in columns]).where(
-            ~exists().where(m.cancelled_bookings.c.booking_id == values["booking_id"]))
-        inserted = session.execute(insert(m.stays).from_select(columns, row)
-                                   .returning(s.stay_id)).first()
-        return inserted is not None
 
     def stay_for_update(self, session, stay_id):
         return session.execute(select(m.stays).where(m.stays.c.stay_id == stay_id)
@@ -104,11 +132,6 @@ class HotelStore(Store):
 
     # -- keys ----------------------------------------------------------------
 
-    def add_key(self, session, key_hash, stay_id, hotel_id, room, valid_until):
-        session.execute(m.room_keys.insert().values(
-            key_hash=key_hash, stay_id=stay_id, hotel_id=hotel_id, room=room,
-            valid_until=valid_until))
-
     def revoke_keys(self, session, stay_id):
         """Revoke the stay's live keys; returns their hashes."""
         k = m.room_keys.c
@@ -116,12 +139,6 @@ class HotelStore(Store):
                                                          k.revoked_at.is_(None))
                                .values(revoked_at=func.now()).returning(k.key_hash)
                                ).scalars().all()
-
-    # -- police registrations -----------------------------------------------
-
-    def add_registrations(self, session, rows):
-        if rows:
-            session.execute(m.registrations.insert().values(rows))
 
     # -- stats ---------------------------------------------------------------
 
