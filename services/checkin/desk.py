@@ -5,6 +5,7 @@ config) so service.py stays a list of thin entrypoints. Rules come from
 rules.py; everything a request changes commits in one transaction.
 """
 import datetime
+import functools
 import hmac
 import logging
 import time
@@ -65,11 +66,16 @@ def operator(svc, request):
 
 # -- finding the booking ---------------------------------------------------------
 
+@functools.lru_cache(maxsize=4)
+def _verifying_key(public_hex):
+    return qr.verifying_key(public_hex)
+
+
 def qr_public_key(config):
     public = setting(config, "QR_PUBLIC_KEY")
     if not public:
         public = qr.public_key_hex(qr.signing_key(setting(config, "QR_SIGNING_KEY")))
-    return qr.verifying_key(public)
+    return _verifying_key(public)
 
 
 def card_hash(config, number):
@@ -123,6 +129,7 @@ def check_in(svc, device, data, received):
         result = _assign_and_issue(svc, device, data, record, started, id_hash, id_masked,
                                    id_type, zone)
     except _NoRoom:
+        _refuse_if_settled(svc, record)  # already checked in or cancelled beats no room
         if not _import_rooms_if_none(svc, hotel_id):
             refuse(rules.deny("no_room_ready", "no clean or inspected vacant room of this type"))
         try:
@@ -178,6 +185,16 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
             "valid_until": valid_until.isoformat(),
             "guest": {"name_masked": record["holder_name_masked"]},
             "payment_mode": data["payment_mode"]}
+
+
+def _refuse_if_settled(svc, record):
+    """The booking's own state, read only on the rare no-room path."""
+    with svc.hotels.session() as session:
+        status = svc.hotels.stay_status_of_booking(session, record["booking_id"])
+        cancelled = svc.hotels.is_cancelled(session, record["booking_id"])
+    for decision in (rules.not_cancelled(record, cancelled), rules.not_checked_in(status)):
+        if not decision:
+            refuse(decision)
 
 
 def registrations_for(record, stay_id, at, departure, id_hash, id_masked, id_type):

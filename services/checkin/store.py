@@ -111,6 +111,11 @@ class HotelStore(Store):
         return session.execute(select(m.stays.c.status)
                                .where(m.stays.c.booking_id == booking_id)).scalar()
 
+    def is_cancelled(self, session, booking_id):
+        return session.execute(select(m.cancelled_bookings.c.booking_id)
+                               .where(m.cancelled_bookings.c.booking_id == booking_id)
+                               ).first() is not None
+
     def stay_for_update(self, session, stay_id):
         return session.execute(select(m.stays).where(m.stays.c.stay_id == stay_id)
                                .with_for_update()).mappings().first()

@@ -105,6 +105,12 @@ def test_already_checked_in(hotel):
     r = hotel.check_in({"medium": "code", "value": booking["code"]}, device=hotel.desk2)
     assert r.status_code == 409 and r.json()["error"] == "already_checked_in"
     assert sum(room["occupied"] for room in hotel.rooms().values()) == 1
+    # with no room left the answer is still already_checked_in, not no_room_ready
+    for number, room in hotel.rooms().items():
+        if not room["occupied"]:
+            set_condition(hotel.api, hotel.config, hotel.hotel_id, number, "dirty")
+    r = hotel.check_in({"medium": "id_card", "value": VALID_IDS[0]})
+    assert r.status_code == 409 and r.json()["error"] == "already_checked_in"
 
 
 def test_face_is_optional_needs_consent_and_a_low_score_refuses(hotel):
