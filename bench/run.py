@@ -174,7 +174,7 @@ class Bench:
     # -- bookings ------------------------------------------------------------
     def bench_bookings(self):
         a = self.args
-        n_stays = a.checkin_rate * a.duration + a.checkin_max
+        n_stays = a.checkin_rate * a.duration + a.checkin_max + a.checkin_solo
         # Group tickets (a family, a tour group): each admits `party` people,
         # one scan each, so the gate runs need fewer bookings.
         n_tickets = -(-(a.gate_rate * a.duration + a.gate_max_scans) // a.party)
@@ -279,9 +279,20 @@ class Bench:
                     {"medium": "id_card", "value": s["id_number"]})
             return make
 
+        # One check-in at a time (10/s, far below capacity): the server side of
+        # a single check-in, which the 30-second budget is about.
+        solo, stays = stays[:a.checkin_solo], stays[a.checkin_solo:]
         n_open = min(len(stays), a.checkin_rate * a.duration)
-        print("check-ins: %d at %d/s, then up to %d closed-loop" % (
-            n_open, a.checkin_rate, len(stays) - n_open), flush=True)
+        print("check-ins: %d at 10/s, %d at %d/s, then up to %d closed-loop" % (
+            len(solo), n_open, a.checkin_rate, len(stays) - n_open), flush=True)
+        lone = loadgen.open_loop("checkins", base, make_for(solo), rate=10,
+                                 duration=len(solo) / 10.0 + 1, count=len(solo))
+        self.row("check-ins (ID card)", "py " + lone.mode, lone.rate, _ms(lone.percentile(50)),
+                 _ms(lone.percentile(99)), None, "checkin", _statuses(lone))
+        solo_p99 = _ms(lone.percentile(99))
+        self.target("check-in server side < 1 % of 30 s (p99 < 300 ms, one at a time)",
+                    solo_p99 is not None and solo_p99 < 300 and _ok(lone, 201),
+                    "p99 %s ms = %.2f %% of 30 s" % (_fmt(solo_p99), (solo_p99 or 0) / 300.0))
         op = loadgen.open_loop("checkins", base, make_for(stays[:n_open]), rate=a.checkin_rate,
                                duration=a.duration, count=n_open)
         self.row("check-ins (ID card)", "py " + op.mode, op.rate, _ms(op.percentile(50)),
@@ -290,9 +301,6 @@ class Bench:
         self.target("check-in p99 < 50 ms at %d/s" % a.checkin_rate,
                     p99 is not None and p99 < 50 and _ok(op, 201),
                     "p99 %s ms, %s" % (_fmt(p99), _statuses(op)))
-        self.target("check-in server side < 1 % of 30 s (p99 < 300 ms)",
-                    p99 is not None and p99 < 300 and _ok(op, 201),
-                    "p99 %s ms = %.2f %% of 30 s" % (_fmt(p99), (p99 or 0) / 300.0))
         rest = stays[n_open:]
         if rest:
             with self.profiled("checkin", "checkin", max(3, min(a.duration, len(rest) // 150))):
@@ -509,6 +517,7 @@ def main(argv=None):
     p.add_argument("--party", type=int, default=5, help="visitors per ticket")
     p.add_argument("--checkin-rate", type=int, default=100)
     p.add_argument("--checkin-max", type=int, default=600)
+    p.add_argument("--checkin-solo", type=int, default=50, help="check-ins at 10/s")
     p.add_argument("--search-rate", type=int, default=50)
     p.add_argument("--booking-time-limit", type=int, default=240)
     p.add_argument("--profile", default="",
