@@ -103,6 +103,8 @@ class Scanner:
         if kind == "miss":  # Redis lost (or never had) this state: rebuild from the record
             seed = self.store.state(credential_id, venue_id, day)
             kind, answer = self.counters.scan(keys, *args, seed=seed)
+            if kind == "miss":  # the keys vanished again at once: Redis is in trouble
+                raise ApiError("unavailable", "gate state unavailable; scan again")
         recovering = False
         if kind == "replay":
             if not (answer.admit and answer.delta_inside
