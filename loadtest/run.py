@@ -219,8 +219,21 @@ def integrity(database_url):
     return counts, facts
 
 
-def verdict(scenario, sla, stats, counts):
+def read_failures(path, top=5):
+    """The most frequent failure messages from Locust's _failures.csv."""
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: -int(r["Occurrences"]))
+    return ["%s × %s: %s" % (r["Occurrences"], r["Name"], r["Error"][:120]) for r in rows[:top]]
+
+
+def verdict(scenario, sla, stats, counts, facts=None):
     """[(check, passed, figure)]."""
+    facts = facts or {}
+    context = {"oversells": facts.get("bookings confirmed"),
+               "double_admissions": facts.get("admissions"),
+               "double_rooms": facts.get("stays in house")}
     checks = []
 
     def latency(label, names, limit):
@@ -247,7 +260,11 @@ def verdict(scenario, sla, stats, counts):
         value = counts.get(name)
         checks.append(("%s = %d" % (name.replace("_", " "), limit),
                        value is not None and value <= limit,
-                       "could not be counted" if value is None else "%d counted" % value))
+                       "could not be counted" if value is None else "%d counted%s" % (
+                           value, "" if context.get(name) is None
+                           else " (among %s %s)" % (context[name], {
+                               "oversells": "live bookings", "double_admissions": "admissions",
+                               "double_rooms": "stays in house"}[name]))))
     return checks
 
 
@@ -273,7 +290,9 @@ def render(scenario, args, checks, facts, state, stats, paths, elapsed):
             float(row["Requests/s"] or 0)))
     lines += ["", "From the system's own data: " + ", ".join(
         "%s %s" % (k, v) for k, v in facts.items()) + ".",
-        "Left in the locust queues: %s." % json.dumps(state),
+        "Left in the locust queues: %s." % json.dumps(
+            {k: v for k, v in state.items() if k != "top failures"}),
+        "Most frequent failures: %s." % ("; ".join(state.get("top failures") or []) or "none"),
         "Reports: %s. Whole run %.0f s." % (", ".join(_show(p) for p in paths),
                                             elapsed)]
     return "\n".join(lines) + "\n"
@@ -339,7 +358,8 @@ def main(argv=None):
     finally:
         if stack:
             stack.close()
-    checks = verdict(scenario, sla, stats, counts)
+    checks = verdict(scenario, sla, stats, counts, facts)
+    state["top failures"] = read_failures(prefix + "_failures.csv")
     paths = [prefix + ".html", stats_path, prefix + "-verdict.md"]
     text = render(scenario, args, checks, facts, state, stats, paths, time.time() - started)
     with open(prefix + "-verdict.md", "w") as f:
