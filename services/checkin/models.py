@@ -59,12 +59,15 @@ room_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
 )
 
-# bookings cancelled (from booking.cancelled): closes the race with a
-# check-in that read the credential before the cache said "cancelled"
-cancelled_bookings = Table(
-    "cancelled_bookings", metadata,
+# one row per booking that reached this service: a check-in upserts it
+# (cancelled stays false), booking.cancelled sets cancelled. The upsert on the
+# same row orders a check-in and a cancellation of one booking: whichever
+# commits second sees the other (no stay slips past a cancellation).
+booking_marks = Table(
+    "booking_marks", metadata,
     Column("booking_id", String(64), primary_key=True),
-    Column("cancelled_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+    Column("updated_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
 )
 
 PENDING, DELIVERED = "pending", "delivered"

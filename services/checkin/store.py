@@ -81,10 +81,15 @@ class HotelStore(Store):
                           source.c.number.label("room") if source is claimed
                           else source.c.room).select_from(source)
 
+        b = m.booking_marks
+        upsert = insert(b).values(booking_id=stay["booking_id"], cancelled=False)
+        # waits for a concurrent cancellation of this booking; no row if cancelled
+        gate = (upsert.on_conflict_do_update(
+            index_elements=[b.c.booking_id], set_={"updated_at": func.now()},
+            where=b.c.cancelled.is_(False)).returning(b.c.booking_id).cte("gate"))
         new_stay = (insert(m.stays).from_select(
             list(stay) + ["room"],
-            row_from(claimed, stay, s).where(
-                ~exists().where(m.cancelled_bookings.c.booking_id == stay["booking_id"])))
+            row_from(claimed, stay, s).where(exists(select(gate.c.booking_id))))
             .returning(s.stay_id, s.room).cte("new_stay"))
         new_key = (insert(m.room_keys).from_select(list(key) + ["room"],
                                                    row_from(new_stay, key, k))
@@ -112,9 +117,8 @@ class HotelStore(Store):
                                .where(m.stays.c.booking_id == booking_id)).scalar()
 
     def is_cancelled(self, session, booking_id):
-        return session.execute(select(m.cancelled_bookings.c.booking_id)
-                               .where(m.cancelled_bookings.c.booking_id == booking_id)
-                               ).first() is not None
+        return bool(session.execute(select(m.booking_marks.c.cancelled)
+                                    .where(m.booking_marks.c.booking_id == booking_id)).scalar())
 
     def stay_for_update(self, session, stay_id):
         return session.execute(select(m.stays).where(m.stays.c.stay_id == stay_id)
@@ -132,8 +136,12 @@ class HotelStore(Store):
                                .values(**values).returning(m.stays.c.checked_out_at)).scalar()
 
     def mark_cancelled(self, session, booking_id):
-        session.execute(insert(m.cancelled_bookings).values(booking_id=booking_id)
-                        .on_conflict_do_nothing())
+        """Waits for a check-in of this booking in flight, so the stays read
+        next include its stay."""
+        b = m.booking_marks
+        session.execute(insert(b).values(booking_id=booking_id, cancelled=True)
+                        .on_conflict_do_update(index_elements=[b.c.booking_id],
+                                               set_={"cancelled": True, "updated_at": func.now()}))
 
     # -- keys ----------------------------------------------------------------
 

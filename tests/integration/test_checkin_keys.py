@@ -138,7 +138,7 @@ def test_cancelled_before_the_cache_knows(hotel):
     send_event(hotel.config, events.BOOKING_CANCELLED, {
         "booking_id": booking["booking_id"], "kind": "hotel_stay", "target_type": "hotel",
         "target_id": hotel.hotel_id, "credential": booking})
-    wait_for(lambda: db_rows(hotel.config, models.cancelled_bookings))
+    wait_for(lambda: [b for b in db_rows(hotel.config, models.booking_marks) if b["cancelled"]])
     r = hotel.check_in({"medium": "id_card", "value": number})
     assert r.json()["error"] == "cancelled"
     assert not any(room["occupied"] for room in hotel.rooms().values())

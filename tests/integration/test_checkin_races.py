@@ -54,3 +54,35 @@ def test_same_booking_from_two_desks_at_once_gives_one_stay(hotel):
     occupied = [room for room in hotel.rooms().values() if room["occupied"]]
     assert len(occupied) == 1
     assert occupied[0]["stay_id"] == [r for r in responses if r.status_code == 201][0].json()["stay_id"]
+
+
+def test_cancellation_racing_check_ins_never_leaves_a_live_key(hotel):
+    """booking.cancelled handled while the desks check the same bookings in:
+    every booking ends refused or with its key revoked and its room free."""
+    from nameko.standalone.events import event_dispatcher
+    from shared import events
+    from services.checkin import models
+    from test_checkin_support import db_rows, wait_for
+
+    bookings = [hotel.booking(id_numbers=(valid_id_number(150 + n),)) for n in range(5)]
+    dispatch = event_dispatcher(hotel.config)
+
+    def cancel(record):
+        return lambda: dispatch("booking", events.BOOKING_CANCELLED, events.envelope(
+            events.BOOKING_CANCELLED, {
+                "booking_id": record["booking_id"], "kind": "hotel_stay", "target_type": "hotel",
+                "target_id": hotel.hotel_id, "credential": record}))
+    calls = []
+    for n, record in enumerate(bookings):
+        calls.append(lambda r=record, n=n: hotel.check_in(
+            {"medium": "code", "value": r["code"]}, device=(hotel.desk, hotel.desk2)[n % 2]))
+        calls.append(cancel(record))
+    results = at_once(calls)
+    wait_for(lambda: sum(b["cancelled"] for b in db_rows(hotel.config, models.booking_marks)) == 5)
+    checked_in = [r.json() for r in results[::2] if r.status_code == 201]
+    assert all(r.json()["error"] == "cancelled" for r in results[::2] if r.status_code != 201)
+    for stay in checked_in:
+        r = hotel.api.post("/v1/locks/%s/unlock" % stay["room"], device=hotel.lock,
+                           json={"key": stay["key"]})
+        assert r.json()["reason"] == "revoked", stay
+    assert not any(room["occupied"] for room in hotel.rooms().values())
