@@ -175,3 +175,12 @@ def test_booking_hung_on_a_cache_miss_is_a_503_at_the_deadline(start_services, c
 @pytest.fixture
 def redis_client(config):
     return redis_lib.Redis.from_url(config["REDIS_URL"], decode_responses=True)
+
+
+def test_redis_down_is_a_503_not_a_500(start_services, config):
+    entry = start_services(EntryService, extra_config={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    r = scan(entry, "dk_whatever", "code", "ABCDEFGH")
+    assert r.status_code == 503 and r.json()["error"] == "unavailable"
+    r = entry.get("/v1/venues/v1/occupancy", token=ADMIN)
+    assert r.status_code == 503
+    assert sql(config, "SELECT count(*) FROM scans") == [(0,)]
