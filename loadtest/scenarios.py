@@ -73,5 +73,5 @@ SCENARIOS = {
         users=60, shape=((0.0, 1.0), (0.6, 1.0), (1.0, 0.3)), spawn_rate=1.0,
         weights={"tourist": 1, "desk": 1, "gate": 10},
         hotels=1, venues=(("museum", "single", 10),),
-        pool_tickets=600, pool_stays=5),
+        pool_tickets=1500, pool_stays=5),
 }
