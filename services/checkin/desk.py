@@ -4,7 +4,6 @@ Each function takes the service worker (`svc`: its injected dependencies and
 config) so service.py stays a list of thin entrypoints. Rules come from
 rules.py; everything a request changes commits in one transaction.
 """
-import datetime
 import functools
 import hmac
 import logging
@@ -148,7 +147,6 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
     key = new_key()
     try:
         with svc.hotels.session() as session:
-            issued = datetime.datetime.now(zone)
             hashed = key_hash(key)
             room, added = svc.hotels.check_in(
                 session,
@@ -159,12 +157,9 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
                       "guest_name_masked": record["holder_name_masked"],
                       "medium": data["medium"], "face_used": data["face"] is not None,
                       "device_id": device.get("device_id"), "started_at": started,
-                      "checked_in_at": issued, "duration_ms": rules.duration_ms(started, issued),
                       "valid_until": valid_until},
-                key={"key_hash": hashed, "stay_id": stay_id, "hotel_id": hotel_id,
-                     "valid_until": valid_until},
-                registrations=registrations_for(record, stay_id, issued, valid_until,
-                                                id_hash, id_masked, id_type))
+                key={"key_hash": hashed, "valid_until": valid_until},
+                registrations=registrations_for(record, id_hash, id_masked, id_type))
             if room is None:
                 raise _NoRoom()
             if not added:
@@ -197,20 +192,20 @@ def _refuse_if_settled(svc, record):
             refuse(decision)
 
 
-def registrations_for(record, stay_id, at, departure, id_hash, id_masked, id_type):
+def registrations_for(record, id_hash, id_masked, id_type):
     """One police registration per guest of the booking. Booking keeps real
     names; we have the holder's masked name and every guest's ID hash. The
-    card read at the desk adds its masked number and foreign-guest flag."""
+    card read at the desk adds its masked number and foreign-guest flag.
+    (Stay, room and times are added by the check-in statement.)"""
     rows = []
     for number, hashed in enumerate(record["id_hashes"]):
         read_here = hashed == id_hash
         rows.append({
-            "stay_id": stay_id, "hotel_id": record["target_id"], "guest_no": number + 1,
+            "guest_no": number + 1,
             "name_masked": record["holder_name_masked"] if number == 0 else "",
             "id_hash": hashed, "id_masked": id_masked if read_here else None,
             "id_checked": read_here,
-            "foreign_guest": rules.foreign_guest(id_type) if read_here else False,
-            "checked_in_at": at, "departure_due": departure, "status": m.PENDING})
+            "foreign_guest": rules.foreign_guest(id_type) if read_here else False})
     return rows
 
 

@@ -3,13 +3,68 @@
 Every method takes the caller's session, so a check-in's stay, room, key,
 registrations and events commit in one transaction.
 """
-from sqlalchemy import and_, case, exists, func, literal, select, union_all, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.database import Store
 
 from services.checkin import models as m
-from services.checkin.rules import READY, floor_of
+from services.checkin.rules import floor_of
+
+
+# The check-in in one statement (data-modifying CTEs). first_ready is the
+# assignment rule (rules.room_order) with SKIP LOCKED: a room another desk is
+# claiming this instant is passed over, never shared. gate upserts the
+# booking's mark: it waits for a concurrent cancellation of the booking and
+# yields no row if the booking is cancelled, so no stay is inserted.
+CHECK_IN = text("""
+WITH first_ready AS (
+    SELECT number FROM rooms
+    WHERE hotel_id = :hotel_id AND stay_id IS NULL AND condition IN ('inspected', 'clean')
+      AND (CAST(:room_type AS varchar) IS NULL OR room_type = :room_type)
+    ORDER BY condition = 'inspected' DESC, floor, length(number), number
+    LIMIT 1 FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE rooms SET stay_id = :stay_id, updated_at = now()
+    WHERE hotel_id = :hotel_id AND stay_id IS NULL AND number = (SELECT number FROM first_ready)
+    RETURNING number
+), gate AS (
+    INSERT INTO booking_marks (booking_id, cancelled) VALUES (:booking_id, false)
+    ON CONFLICT (booking_id) DO UPDATE SET updated_at = now()
+    WHERE booking_marks.cancelled = false
+    RETURNING booking_id
+), new_stay AS (
+    INSERT INTO stays (stay_id, booking_id, credential_id, hotel_id, room, room_type, status,
+                       payment_mode, guest_name_masked, medium, face_used, device_id,
+                       started_at, checked_in_at, duration_ms, valid_until)
+    SELECT :stay_id, :booking_id, :credential_id, :hotel_id, claimed.number, :room_type,
+           :status, :payment_mode, :guest_name_masked, :medium, :face_used, :device_id,
+           :started_at, clock_timestamp(),
+           greatest(0, extract(epoch FROM clock_timestamp() - :started_at) * 1000),
+           :valid_until
+    FROM claimed WHERE EXISTS (SELECT 1 FROM gate)
+    RETURNING stay_id, room, checked_in_at
+), new_key AS (
+    INSERT INTO room_keys (key_hash, stay_id, hotel_id, room, valid_until)
+    SELECT :key_hash, stay_id, :hotel_id, room, :key_valid_until FROM new_stay
+    RETURNING key_hash
+), new_registrations AS (
+    INSERT INTO registrations (stay_id, hotel_id, room, guest_no, name_masked, id_hash,
+                               id_masked, id_checked, foreign_guest, checked_in_at,
+                               departure_due, status)
+    SELECT new_stay.stay_id, :hotel_id, new_stay.room, g.guest_no, g.name_masked, g.id_hash,
+           g.id_masked, g.id_checked, g.foreign_guest, new_stay.checked_in_at, :valid_until,
+           :pending
+    FROM new_stay, unnest(CAST(:reg_guest_no AS integer[]), CAST(:reg_name_masked AS text[]),
+                          CAST(:reg_id_hash AS text[]), CAST(:reg_id_masked AS text[]),
+                          CAST(:reg_id_checked AS boolean[]),
+                          CAST(:reg_foreign_guest AS boolean[]))
+         AS g(guest_no, name_masked, id_hash, id_masked, id_checked, foreign_guest)
+    RETURNING id
+)
+SELECT (SELECT number FROM claimed) AS room, (SELECT count(*) FROM new_stay) AS stays,
+       (SELECT count(*) FROM new_key) AS keys, (SELECT count(*) FROM new_registrations) AS regs
+""")
 
 
 class HotelStore(Store):
@@ -48,67 +103,22 @@ class HotelStore(Store):
         session.execute(update(m.rooms).where(m.rooms.c.hotel_id == hotel_id,
                                               m.rooms.c.number == number).values(**values))
 
-    def _first_ready(self, hotel_id, room_type):
-        """The assignment rule as a subquery, skipping rooms another desk
-        has locked this instant."""
-        r = m.rooms.c
-        conditions = [r.hotel_id == hotel_id, r.stay_id.is_(None), r.condition.in_(READY)]
-        if room_type is not None:
-            conditions.append(r.room_type == room_type)
-        return (select(r.number).where(and_(*conditions))
-                .order_by(case((r.condition == "inspected", 0), else_=1), r.floor,
-                          func.length(r.number), r.number)
-                .limit(1).with_for_update(skip_locked=True).scalar_subquery())
-
     def check_in(self, session, stay, key, registrations):
-        """Claim a room, insert the stay (unless the booking is known
+        """Claim a room by the rule, insert the stay (unless the booking is
         cancelled), its key and its registrations: one statement, so a
         check-in costs one round trip here, whatever the guests.
 
-        `stay`: the stays row without `room`; `key`: room_keys row without
-        `room`; `registrations`: rows without `room`. Returns (room or None,
-        stay inserted?). A second stay for the booking raises IntegrityError
-        (stays_one_per_booking)."""
-        r, s, k, g = m.rooms.c, m.stays.c, m.room_keys.c, m.registrations.c
-        claimed = (update(m.rooms)
-                   .where(r.hotel_id == stay["hotel_id"], r.stay_id.is_(None),
-                          r.number == self._first_ready(stay["hotel_id"], stay["room_type"]))
-                   .values(stay_id=stay["stay_id"], updated_at=func.now())
-                   .returning(r.number).cte("claimed"))
-
-        def row_from(source, values, table_cols):
-            return select(*[literal(v, type_=table_cols[c].type) for c, v in values.items()],
-                          source.c.number.label("room") if source is claimed
-                          else source.c.room).select_from(source)
-
-        b = m.booking_marks
-        upsert = insert(b).values(booking_id=stay["booking_id"], cancelled=False)
-        # waits for a concurrent cancellation of this booking; no row if cancelled
-        gate = (upsert.on_conflict_do_update(
-            index_elements=[b.c.booking_id], set_={"updated_at": func.now()},
-            where=b.c.cancelled.is_(False)).returning(b.c.booking_id).cte("gate"))
-        new_stay = (insert(m.stays).from_select(
-            list(stay) + ["room"],
-            row_from(claimed, stay, s).where(exists(select(gate.c.booking_id))))
-            .returning(s.stay_id, s.room).cte("new_stay"))
-        new_key = (insert(m.room_keys).from_select(list(key) + ["room"],
-                                                   row_from(new_stay, key, k))
-                   .returning(k.key_hash).cte("new_key"))
-        ctes = [new_key]
-        if registrations:
-            columns = list(registrations[0])
-            rows = [row_from(new_stay, row, g) for row in registrations]
-            source = rows[0] if len(rows) == 1 else union_all(*rows)
-            ctes.append(insert(m.registrations).from_select(columns + ["room"], source)
-                        .returning(g.id).cte("new_registrations"))
-        counted = [select(func.count()).select_from(c).scalar_subquery() for c in ctes]
-        result = session.execute(
-            select(claimed.c.number,
-                   select(func.count()).select_from(new_stay).scalar_subquery(), *counted)
-        ).first()
-        if result is None:
-            return None, False
-        return result[0], result[1] == 1
+        `stay`: the stays row without room and times; `key`: {key_hash,
+        valid_until}; `registrations`: rows from desk.registrations_for.
+        Returns (room or None, stay inserted?). A second stay for the
+        booking raises IntegrityError (stays_one_per_booking)."""
+        columns = ("guest_no", "name_masked", "id_hash", "id_masked", "id_checked",
+                   "foreign_guest")
+        params = dict(stay, key_hash=key["key_hash"], key_valid_until=key["valid_until"],
+                      pending=m.PENDING,
+                      **{"reg_" + c: [row[c] for row in registrations] for c in columns})
+        row = session.execute(CHECK_IN, params).one()
+        return row.room, row.stays == 1
 
     # -- stays ---------------------------------------------------------------
 
