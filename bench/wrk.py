@@ -13,9 +13,13 @@ import subprocess
 import tempfile
 
 SCRIPT = r"""
-local reqs, n, i, tid = {}, 0, 0, 0
+-- `tid` stays global: thread:set() in setup() writes the thread's globals,
+-- and a local of the same name would hide it (every thread would then send
+-- the same nonces, i.e. replays).
+local reqs, n, i = {}, 0, 0
 local threads = {}
 local counter = 0
+tid = 0
 
 function setup(thread)
   counter = counter + 1
@@ -31,7 +35,7 @@ function init(args)
     n = n + 1
     reqs[n] = {method = method, path = path, headers = headers, body = body}
   end
-  i = tid * 7919
+  i = 0
 end
 
 function request()
