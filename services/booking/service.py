@@ -221,6 +221,12 @@ class BookingService(platform.PlatformEndpoints):
     def get_hotel_rooms(self, hotel_id):
         return self.store.hotel_rooms(hotel_id)
 
+    @rpc
+    def get_venue(self, venue_id):
+        """{venue_id, name, kind, daily_capacity, instantaneous_capacity,
+        entry_policy, one_per_id, slots} or None (entry's venue reader)."""
+        return self.store.venue(venue_id)
+
     # -- facts from gates and desks (idempotent: first_delivery) --
     def _once(self, event_type, payload, method):
         """The checked payload and its first-delivery test, or (None, None) for

@@ -252,6 +252,14 @@ def test_rpcs_return_the_record_shape(city, rpc, config, redis_client, database_
                                         day=day(2).isoformat(), id_hash=h6)
     assert found["booking_id"] == stay["booking_id"] and found["room_type"] == "标准间"
 
+    venue = rpc.booking.get_venue(venue_id=city.venue_id)
+    assert {k: venue[k] for k in ("venue_id", "daily_capacity", "instantaneous_capacity",
+                                  "entry_policy")} == {
+        "venue_id": city.venue_id, "daily_capacity": 8, "instantaneous_capacity": 8,
+        "entry_policy": "single"}
+    assert [s["slot"] for s in venue["slots"]] == ["am", "pm"]
+    assert rpc.booking.get_venue(venue_id="nope") is None
+
     rooms = rpc.booking.get_hotel_rooms(hotel_id=city.hotel_id)
     assert rooms["room_types"][0] == {"room_type": "标准间", "rooms": ["1201", "1202", "1203"]}
     assert rpc.booking.get_hotel_rooms(hotel_id="nope") is None
