@@ -324,30 +324,12 @@ class Bench:
                 bodies += [{"medium": "id_card", "value": n} for n in t["id_numbers"]]
         return bodies
 
-    def warm_venue_cache(self):
-        """Diagnostic only (--warm-venue-cache): write the venue record entry
-        reads (`venue:<id>`) into Redis from the admin API, for when booking
-        does not serve entry's `get_venue` RPC. Labelled in the report."""
-        import redis as redis_lib
-        from bench.stack import REDIS_URL
-        venue = self.api.call("booking", "GET", "/v1/admin/venues/%s" % self.venue_id,
-                              token=ADMIN_TOKEN).json()
-        record = {k: venue.get(k) for k in ("venue_id", "instantaneous_capacity",
-                                            "daily_capacity", "entry_policy")}
-        redis_lib.Redis.from_url(REDIS_URL).set(
-            self.stack.prefix + "venue:" + self.venue_id, json.dumps(record), ex=3600)
-        self.notes.append("DIAGNOSTIC: the venue record was written into entry's Redis cache "
-                          "by the benchmark (--warm-venue-cache), standing in for booking's "
-                          "get_venue RPC")
-
     def bench_gate(self):
         a = self.args
         base = self.stack.url("entry")
         if not self.tickets:
             self.notes.append("gate: no confirmed tickets to scan")
             return
-        if a.warm_venue_cache:
-            self.warm_venue_cache()
         n_max = min(-(-a.gate_max_scans // a.party), len(self.tickets))
         max_set, rate_set = self.tickets[:n_max], self.tickets[n_max:]
         print("gate scans: max throughput over %d tickets (QR + ID card), then %d/s over %d "
@@ -541,8 +523,6 @@ def main(argv=None):
     p.add_argument("--profile", default="",
                    help="comma-separated: booking,search,checkin,gate: sample that service "
                         "with py-spy during its closed-loop run (PY_SPY=path if not on PATH)")
-    p.add_argument("--warm-venue-cache", action="store_true",
-                   help="diagnostic: put the venue record in entry's cache before the gate runs")
     p.add_argument("--quick", action="store_true", help="small counts, for trying the harness")
     args = p.parse_args(argv)
     if args.quick:
