@@ -14,7 +14,9 @@ from shared.database import Store
 from shared.errors import ApiError
 from shared.redis import RedisDependency
 
+from services.entry import recorder
 from services.entry.models import admissions, processed_events, revocations, scans
+from services.entry.models import outbox as outbox_rows
 
 HERE = os.path.dirname(__file__)
 NONCE_TTL = 24 * 3600          # a retried scan gets its first answer for a day
@@ -188,7 +190,8 @@ class EntryStore(Store):
     """The durable record; each method is one transaction."""
 
     def record(self, outbox, scan, level_event=None):
-        """Write the scan, its admission row and its events.
+        """Write the scan, its admission row and its events, committed before
+        this returns (group commit with concurrent scans: recorder.py).
 
         ("recorded", scan_id) | ("replay", earlier scan row: same gate and
         nonce already recorded) | ("used", admissions already in the
@@ -197,6 +200,14 @@ class EntryStore(Store):
         rows = [outbox.row(_event_type(scan), _scan_event(scan, scan["reason"]))]
         if level_event:
             rows.append(outbox.row(events.VENUE_OCCUPANCY_LEVEL, level_event))
+        refused = outbox.row(events.ENTRY_REFUSED, _scan_event(scan, "already_used")) \
+            if scan["person_no"] else None
+        pending = recorder.Pending(scan, rows, refused)
+        return recorder.writer_for(self.engine, self._record_one).submit(pending)
+
+    def _record_one(self, pending):
+        """A lone scan: one statement (scan, admission, events) and the commit."""
+        scan, rows = pending.scan, pending.rows
         params = dict(scan, admission=bool(scan["person_no"]))
         for i, row in enumerate(rows):
             params.update({"t%d" % i: row["event_type"], "r%d" % i: row["request_id"],
@@ -214,7 +225,7 @@ class EntryStore(Store):
                 conn.execute(update(scans).where(scans.c.id == scan_id).values(
                     decision="deny", reason="already_used", person_no=None,
                     delta_inside=0, delta_admitted=0))
-                outbox.add(conn, events.ENTRY_REFUSED, _scan_event(scan, "already_used"))
+                conn.execute(outbox_rows.insert(), [pending.refused])
                 return "used", count
             return "recorded", scan_id
 
