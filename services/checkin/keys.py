@@ -2,7 +2,9 @@
 
 A key is a random token shown once to the guest; Redis and the database keep
 only its SHA-256. The Redis record answers a lock in one GET; it outlives the
-key's validity by a day so a late try says "expired", not "unknown".
+key's validity by a day so a late try says "expired", not "unknown". Redis
+may lose recent writes: a key missing there is looked up in PostgreSQL (the
+record) and put back.
 """
 import hashlib
 import json
@@ -29,9 +31,11 @@ class KeyRing:
     def _key(self, hashed):
         return "%sroomkey:%s" % (self.prefix, hashed)
 
-    def put(self, hashed, stay_id, hotel_id, room, valid_until_epoch):
+    def put(self, hashed, stay_id, hotel_id, room, valid_until_epoch, revoked=False):
         record = {"stay_id": stay_id, "hotel_id": hotel_id, "room": room,
                   "valid_until": valid_until_epoch}
+        if revoked:
+            record["revoked"] = True
         ttl = max(60, int(valid_until_epoch - time.time()) + AFTER_EXPIRY_SECONDS)
         self.redis.set(self._key(hashed), json.dumps(record, separators=(",", ":")), ex=ttl)
 
@@ -39,8 +43,6 @@ class KeyRing:
         raw = self.redis.get(self._key(hashed))
         return json.loads(raw) if raw else None
 
-    def lookup(self, key):
-        return self.get(key_hash(key))
 
     def revoke(self, hashes):
         """Mark keys revoked (kept until their record would expire)."""

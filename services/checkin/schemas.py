@@ -78,8 +78,10 @@ class UnlockRequest(Schema):
 
 
 class UnlockResponse(Schema):
-    decision = fields.String()
-    reason = fields.String()
+    decision = fields.String(validate=validate.OneOf(["open", "deny"]))
+    reason = fields.String(validate=validate.OneOf(
+        ["ok", "unknown_key", "revoked", "wrong_room", "expired"]))
+    explanation = fields.String()
 
 
 class ConditionRequest(Schema):

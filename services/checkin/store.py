@@ -155,6 +155,10 @@ class HotelStore(Store):
 
     # -- keys ----------------------------------------------------------------
 
+    def key_record(self, session, hashed):
+        k = m.room_keys.c
+        return session.execute(select(m.room_keys).where(k.key_hash == hashed)).mappings().first()
+
     def revoke_keys(self, session, stay_id):
         """Revoke the stay's live keys; returns their hashes."""
         k = m.room_keys.c

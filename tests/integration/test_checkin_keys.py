@@ -142,3 +142,16 @@ def test_cancelled_before_the_cache_knows(hotel):
     r = hotel.check_in({"medium": "id_card", "value": number})
     assert r.json()["error"] == "cancelled"
     assert not any(room["occupied"] for room in hotel.rooms().values())
+
+
+def test_key_lost_by_redis_is_restored_from_the_database(hotel, redis_client):
+    _, stay = checked_in(hotel)
+    _, gone = checked_in(hotel, 1)
+    assert hotel.api.post("/v1/stays/%s/checkout" % gone["stay_id"], device=hotel.desk).status_code == 200
+    ring = KeyRing(redis_client, hotel.config["REDIS_PREFIX"])
+    for s in (stay, gone):
+        ring.forget(key_hash(s["key"]))          # a Redis failover lost them
+    assert unlock(hotel, stay["room"], stay["key"]) == ("open", "ok")
+    assert unlock(hotel, gone["room"], gone["key"]) == ("deny", "revoked")
+    assert ring.get(key_hash(stay["key"]))["room"] == stay["room"]
+    assert unlock(hotel, stay["room"], "rk_never_issued") == ("deny", "unknown_key")
