@@ -136,10 +136,11 @@ class GroupWriter:
         return outcomes
 
 
-_writers = {}
+_writers = {}  # keyed by the engine itself (never by id(): a disposed engine's id is reused)
 
 
 def writer_for(engine, single):
-    if id(engine) not in _writers:
-        _writers[id(engine)] = GroupWriter(engine, single)
-    return _writers[id(engine)]
+    writer = _writers.get(engine)
+    if writer is None:
+        writer = _writers[engine] = GroupWriter(engine, single)
+    return writer
