@@ -24,7 +24,7 @@ import uuid
 
 import requests
 
-from bench import loadgen, profile, wrk
+from bench import cpu, loadgen, profile, wrk
 from bench.api import Client, stay_body, ticket_body
 from bench.stack import ADMIN_TOKEN, ROOT, Stack, service_available
 from loadtest.people import People
@@ -47,12 +47,22 @@ class Bench:
         self.today = city_today()
 
     # -- output helpers ----------------------------------------------------
-    def row(self, name, mode, rate, p50, p99, ratio=None, process=None, detail=""):
+    def mark(self):
+        """Start CPU accounting for the next measured run."""
+        self._cpu_before = cpu.snapshot()
+
+    def row(self, count, name, mode, rate, p50, p99, ratio=None, process=None, detail=""):
+        used = ""
+        if getattr(self, "_cpu_before", None) is not None:
+            named = {p.pid: n for n, p in self.stack.processes.items()}
+            named[os.getpid()] = "client"
+            used = cpu.per_request(cpu.spent(self._cpu_before, cpu.snapshot(), named), count)
+            self._cpu_before = None
         rss = None
         if process and process in self.stack.processes:
             rss = self.stack.processes[process].memory()[0]
         entry = {"name": name, "mode": mode, "rate": rate, "p50": p50, "p99": p99,
-                 "ratio": ratio, "rss": rss, "detail": detail}
+                 "ratio": ratio, "rss": rss, "detail": detail, "cpu": used}
         self.rows.append(entry)
         print("  %-28s %-16s %8.1f req/s  p50 %7s ms  p99 %7s ms  %s" % (
             name, mode, rate, _fmt(p50), _fmt(p99), detail), flush=True)
@@ -111,19 +121,22 @@ class Bench:
         print("floor: bare nameko @http + one Redis GET", flush=True)
         floor = self.stack.start("floor", module="bench.floor_service")
         d = self.args.duration
+        self.mark()
         w = wrk.run(floor.base, [wrk.line("GET", "/floor")], connections=16, duration=d)
         self.floor = w["rate"]
-        self.row("floor (1 Redis GET)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"], 1.0,
+        self.row(w["requests"], "floor (1 Redis GET)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"], 1.0,
                  "floor")
         req = loadgen.Request("GET", "/floor")
+        self.mark()
         py = loadgen.closed_loop("floor", floor.base, lambda i: req, connections=16, duration=d)
-        self.row("floor, Python client", "py " + py.mode, py.rate, _ms(py.percentile(50)),
+        self.row(py.completed, "floor, Python client", "py " + py.mode, py.rate, _ms(py.percentile(50)),
                  _ms(py.percentile(99)), self.ratio(py.rate), "floor",
                  "client ceiling check")
         self.client_ceiling = py.rate
         for rate in (100, 500):
+            self.mark()
             op = loadgen.open_loop("floor", floor.base, lambda i: req, rate=rate, duration=d)
-            self.row("floor", "py " + op.mode, op.rate, _ms(op.percentile(50)),
+            self.row(op.completed, "floor", "py " + op.mode, op.rate, _ms(op.percentile(50)),
                      _ms(op.percentile(99)), None, "floor")
         floor.stop()
         self.floor_rss = floor.peak_kb
@@ -212,10 +225,11 @@ class Bench:
         print("bookings: %d stays + %d tickets of %d visitors, POST /v1/bookings"
               % (n_stays, n_tickets, a.party), flush=True)
         with self.profiled("booking", "booking", 15):
+            self.mark()
             r = loadgen.closed_loop("bookings", self.stack.url("booking"), make,
                                     connections=a.connections, duration=a.booking_time_limit,
                                     count=len(plan), on_response=seen)
-        self.row("bookings (POST)", "py " + r.mode, r.rate, _ms(r.percentile(50)),
+        self.row(r.completed, "bookings (POST)", "py " + r.mode, r.rate, _ms(r.percentile(50)),
                  _ms(r.percentile(99)), self.ratio(r.rate), "booking", _statuses(r))
         if len(self.stays) < n_stays or len(self.tickets) < n_tickets:
             self.notes.append("bookings: %d of %d stays and %d of %d tickets confirmed (%s)"
@@ -245,14 +259,16 @@ class Bench:
         print("room search: 3-night stays over %d hotels (%d distinct queries, %d districts)"
               % (a.hotels, len(paths), len(districts)), flush=True)
         with self.profiled("search", "booking", a.duration - 1):
+            self.mark()
             w = wrk.run(base, [wrk.line("GET", p) for p in paths], connections=a.connections,
                         duration=a.duration)
-        self.row("room search (3 nights)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"],
+        self.row(w["requests"], "room search (3 nights)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"],
                  self.ratio(w["rate"]), "booking", _wrk_errors(w))
+        self.mark()
         op = loadgen.open_loop("search", base,
                                lambda i: loadgen.Request("GET", paths[i % len(paths)]),
                                rate=a.search_rate, duration=a.duration)
-        self.row("room search (3 nights)", "py " + op.mode, op.rate, _ms(op.percentile(50)),
+        self.row(op.completed, "room search (3 nights)", "py " + op.mode, op.rate, _ms(op.percentile(50)),
                  _ms(op.percentile(99)), None, "booking", _statuses(op))
         p99 = _ms(op.percentile(99))
         self.target("room search p99 < 50 ms (1,000-hotel city, 3 nights, %d/s)" % a.search_rate,
@@ -285,17 +301,19 @@ class Bench:
         n_open = min(len(stays), a.checkin_rate * a.duration)
         print("check-ins: %d at 10/s, %d at %d/s, then up to %d closed-loop" % (
             len(solo), n_open, a.checkin_rate, len(stays) - n_open), flush=True)
+        self.mark()
         lone = loadgen.open_loop("checkins", base, make_for(solo), rate=10,
                                  duration=len(solo) / 10.0 + 1, count=len(solo))
-        self.row("check-ins (ID card)", "py " + lone.mode, lone.rate, _ms(lone.percentile(50)),
+        self.row(lone.completed, "check-ins (ID card)", "py " + lone.mode, lone.rate, _ms(lone.percentile(50)),
                  _ms(lone.percentile(99)), None, "checkin", _statuses(lone))
         solo_p99 = _ms(lone.percentile(99))
         self.target("check-in server side < 1 % of 30 s (p99 < 300 ms, one at a time)",
                     solo_p99 is not None and solo_p99 < 300 and _ok(lone, 201),
                     "p99 %s ms = %.2f %% of 30 s" % (_fmt(solo_p99), (solo_p99 or 0) / 300.0))
+        self.mark()
         op = loadgen.open_loop("checkins", base, make_for(stays[:n_open]), rate=a.checkin_rate,
                                duration=a.duration, count=n_open)
-        self.row("check-ins (ID card)", "py " + op.mode, op.rate, _ms(op.percentile(50)),
+        self.row(op.completed, "check-ins (ID card)", "py " + op.mode, op.rate, _ms(op.percentile(50)),
                  _ms(op.percentile(99)), None, "checkin", _statuses(op))
         p99 = _ms(op.percentile(99))
         self.target("check-in p99 < 50 ms at %d/s" % a.checkin_rate,
@@ -304,10 +322,11 @@ class Bench:
         rest = stays[n_open:]
         if rest:
             with self.profiled("checkin", "checkin", max(3, min(a.duration, len(rest) // 150))):
+                self.mark()
                 cl = loadgen.closed_loop("checkins", base, make_for(rest),
                                          connections=a.connections, duration=a.duration * 3,
                                          count=len(rest))
-            self.row("check-ins (ID card)", "py " + cl.mode, cl.rate, _ms(cl.percentile(50)),
+            self.row(cl.completed, "check-ins (ID card)", "py " + cl.mode, cl.rate, _ms(cl.percentile(50)),
                      _ms(cl.percentile(99)), self.ratio(cl.rate), "checkin", _statuses(cl))
 
     # -- gate scans ----------------------------------------------------------
@@ -340,10 +359,11 @@ class Bench:
                           dict(b, nonce="@NONCE@")) for i, b in enumerate(bodies)]
         before = decisions(base)
         with self.profiled("gate", "entry", a.duration - 1):
+            self.mark()
             w = wrk.run(base, lines, connections=a.connections, duration=a.duration,
                         run_id=self.run_id)
         mix = _diff(decisions(base), before)
-        self.row("gate scans (QR + ID card)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"],
+        self.row(w["requests"], "gate scans (QR + ID card)", w["mode"], w["rate"], w["p50_ms"], w["p99_ms"],
                  self.ratio(w["rate"]), "entry", _wrk_errors(w) + " " + _mix(mix))
         self.target("gate >= 1,000 scans/s from one entry process", w["rate"] >= 1000
                     and not w["non_2xx_3xx"], "%.0f scans/s, %s" % (w["rate"], _wrk_errors(w)))
@@ -366,9 +386,10 @@ class Bench:
             if status == 200:
                 reasons[json.loads(body).get("reason")] += 1
 
+        self.mark()
         op = loadgen.open_loop("gate", base, make, rate=a.gate_rate, duration=a.duration,
                                count=len(bodies), on_response=seen)
-        self.row("gate scans (QR + ID card)", "py " + op.mode, op.rate, _ms(op.percentile(50)),
+        self.row(op.completed, "gate scans (QR + ID card)", "py " + op.mode, op.rate, _ms(op.percentile(50)),
                  _ms(op.percentile(99)), None, "entry",
                  _statuses(op) + " " + _mix(dict(reasons)))
         p99 = _ms(op.percentile(99))
@@ -405,6 +426,13 @@ class Bench:
                 r["name"], r["mode"], r["rate"], _fmt(r["p50"]), _fmt(r["p99"]),
                 "%.2f" % r["ratio"] if r["ratio"] is not None else "",
                 "%.0f" % (r["rss"] / MB) if r["rss"] else "", r["detail"]))
+        lines += ["", "Where the CPU went: CPU milliseconds per completed request, by process "
+                  "(utime+stime from /proc; 'client' is wrk or this Python client, 'other' is "
+                  "everything else running on the machine):", "",
+                  "| benchmark | load | CPU ms per request |", "|---|---|---|"]
+        for r in self.rows:
+            if r.get("cpu"):
+                lines.append("| %s | %s | %s |" % (r["name"], r["mode"], r["cpu"]))
         lines += ["", "Peak RSS (VmHWM) per process:", "",
                   "| process | peak RSS (MB) |", "|---|---:|"]
         for name, kb in sorted(self.peaks.items()):
