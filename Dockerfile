@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for every Duoyou service; the command picks the service:
-#   docker run duoyou services.entry.service
+#   docker run duoyou services.entry.service:EntryService
+# (module:Class, so nameko starts exactly that class whatever else the module imports)
 # The seed job overrides the entrypoint: python -m services.booking.seed demo
 
 # --- builder: wheels into a virtual environment (compilers stay here) -------
@@ -35,4 +36,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
 # Exec form: nameko is PID 1 and receives SIGTERM itself, so it stops taking
 # work, lets running workers finish and closes its connections.
 ENTRYPOINT ["nameko", "run", "--config", "config.yml"]
-CMD ["services.booking.service"]
+CMD ["services.booking.service:BookingService"]

@@ -3,6 +3,8 @@
 A service class inherits `PlatformEndpoints`. When one process runs several
 services, the first registered copy of each route answers (shared.http).
 """
+from nameko.extensions import DependencyProvider
+from nameko.messaging import QueueConsumer
 from werkzeug.wrappers import Response
 
 from shared import metrics, openapi
@@ -11,8 +13,23 @@ from shared.http import api
 from shared.logs import RequestContext
 
 
+class AmqpConsumers(DependencyProvider):
+    """Readiness of this container's RabbitMQ consumers (RPC, events, RPC
+    replies). The HTTP port answers before they have connected: without this
+    a pod would be ready while an RPC it makes could get no reply yet."""
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def ping(self):
+        for extension in self.container.subextensions:
+            if isinstance(extension, QueueConsumer) and not extension._consumers_ready.ready():
+                raise ConnectionError("RabbitMQ consumers are not connected yet")
+
+
 class PlatformEndpoints:
     request_id = RequestContext()
+    amqp = AmqpConsumers()
 
     @api("GET", "/health/live", summary="The process is up", tag="platform")
     def health_live(self, request):
@@ -32,8 +49,6 @@ class PlatformEndpoints:
                     failed.append("%s: %s" % (name, type(exc).__name__))
         if failed:
             raise ApiError("unavailable", "not ready: " + ", ".join(failed))
-        # The AMQP connection is proved by this worker having been spawned by
-        # a running container whose consumers are connected.
         return {"status": "ready"}
 
     @api("GET", "/openapi.json", summary="This API as OpenAPI 3", tag="platform")

@@ -60,6 +60,15 @@ def api_entrypoints(cls):
     return routes
 
 
+def service_spec(name):
+    """What the image is told to run: `services.<name>.service:<Class>`
+    (module:Class, so nameko starts that class alone, whatever the module imports)."""
+    module = importlib.import_module("services.%s.service" % name)
+    classes = [c for c in service_classes(module) if c.name == name]
+    assert len(classes) == 1, "services/%s/service.py must define one service named %r" % (name, name)
+    return "%s:%s" % (module.__name__, classes[0].__name__)
+
+
 def service_routes(name):
     """{(method, path)} of the public API routes service `name` serves."""
     module = importlib.import_module("services.%s.service" % name)

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from deploy_helpers import PORT, ROOT, service_exists, service_names
+from deploy_helpers import PORT, ROOT, service_exists, service_names, service_spec
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -42,7 +42,7 @@ def test_service_runs_from_the_one_image_selected_by_command(name):
         pytest.skip("services/%s/service.py is not written yet" % name)
     svc = SERVICES[name]
     assert svc["image"] == SERVICES["booking"]["image"]
-    assert command_of(svc) == ["services.%s.service" % name]
+    assert command_of(svc) == [service_spec(name)]
     assert "entrypoint" not in svc  # the image's exec-form nameko entrypoint
     deps = svc["depends_on"]
     assert {"rabbitmq", "redis", "postgres"} <= set(deps)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from deploy_helpers import ROOT, service_exists
+from deploy_helpers import ROOT, service_exists, service_spec
 
 DOCKERFILE = ROOT / "Dockerfile"
 
@@ -91,9 +91,10 @@ def test_exec_form_start_selects_the_service_by_command():
     entrypoint = exec_form([a for k, a in runtime if k == "ENTRYPOINT"][-1])
     cmd = exec_form([a for k, a in runtime if k == "CMD"][-1])
     assert entrypoint == ["nameko", "run", "--config", "config.yml"]
-    assert cmd and len(cmd) == 1 and re.fullmatch(r"services\.\w+\.service", cmd[0])
-    if service_exists(cmd[0].split(".")[1]):
-        assert (ROOT / (cmd[0].replace(".", "/") + ".py")).exists()
+    assert cmd and len(cmd) == 1 and re.fullmatch(r"services\.\w+\.service:\w+", cmd[0])
+    name = cmd[0].split(".")[1]
+    if service_exists(name):
+        assert cmd[0] == service_spec(name)
 
 
 def test_health_check_probes_the_http_port():

@@ -13,7 +13,7 @@ import yaml
 
 from deploy_helpers import (K8S, PORT, ROOT, all_containers, find, kustomization,
                             kustomization_dirs, load_docs, pod_specs, render, resource_files,
-                            service_exists, service_names, strategic_merge)
+                            service_exists, service_names, service_spec, strategic_merge)
 
 K8S_VERSION = "1.32"
 DIRS = kustomization_dirs()
@@ -112,7 +112,7 @@ def test_one_app_label_from_deployment_to_service_hpa_and_pdb(name):
     if pdb:
         assert pdb["spec"]["selector"]["matchLabels"] == {"app": name}
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["services.%s.service" % name]
+    assert container["args"] == [service_spec(name)]
     assert container["image"].split(":")[0].endswith("duoyou")
 
 

@@ -45,7 +45,7 @@ def poll(fn, timeout=10.0):
 
 
 @pytest.fixture
-def city(start_services, config):
+def city(start_services):
     """All three services on one port, a venue, a hotel, their devices and a tourist."""
     api = start_services(BookingService, CheckinService, EntryService)
 
@@ -64,21 +64,7 @@ def city(start_services, config):
     desk = created(api.post("/v1/admin/devices", token=ADMIN, json={
         "kind": "desk", "hotel_id": hotel}))["key"]
     tourist = created(api.post("/v1/tourists", json={"phone": "13800000001", "name": "张三"}))["token"]
-    prefill_venue(config, venue)
     return api, venue, hotel, gate, desk, tourist
-
-
-def prefill_venue(config, venue_id):
-    """Entry reads `venue:<id>` from Redis and falls back to a booking RPC
-    `get_venue` that booking does not serve (yet): write the record as
-    entry expects it, so these tests measure metrics, not that gap (see
-    test_gate_scan_without_a_prefilled_venue_record)."""
-    import json
-    import redis
-    client = redis.Redis.from_url(config["REDIS_URL"], decode_responses=True)
-    client.set(config["REDIS_PREFIX"] + "venue:" + venue_id, json.dumps({
-        "venue_id": venue_id, "instantaneous_capacity": 50, "daily_capacity": 100,
-        "entry_policy": "single"}), ex=3600)
 
 
 def test_metrics_cover_requests_latency_decisions_occupancy_outbox_and_cache(city):
@@ -160,9 +146,8 @@ def test_metrics_never_carry_an_id_number(city):
     assert GUEST_ID[:6] + "********" not in text  # not even masked: no per-person labels
 
 
-@pytest.mark.xfail(reason="entry asks booking for RPC get_venue, which booking does not serve; "
-                          "nothing writes venue:<id> to Redis", strict=False)
-def test_gate_scan_without_a_prefilled_venue_record(start_services):
+def test_gate_scan_learns_the_venue_from_booking(start_services):
+    """Nothing prefilled: entry's venue reader misses Redis and asks booking."""
     api = start_services(BookingService, CheckinService, EntryService)
     venue = api.post("/v1/admin/venues", token=ADMIN, json={
         "name": "Gap Museum", "kind": "museum", "daily_capacity": 10,
