@@ -35,7 +35,6 @@ def test_cancellation_through_booking_reaches_the_gate_within_a_second(start_ser
         "instantaneous_capacity": 50, "entry_policy": "single"})
     assert venue.status_code == 201, venue.text
     venue_id = venue.json()["venue_id"]
-    put_venue(config, venue_id, instantaneous=50, daily=100)  # until booking serves get_venue
     device = api.post("/v1/admin/devices", token=ADMIN,
                       json={"kind": "gate", "venue_id": venue_id, "direction": "in"})
     assert device.status_code == 201, device.text
@@ -184,3 +183,21 @@ def test_redis_down_is_a_503_not_a_500(start_services, config):
     r = entry.get("/v1/venues/v1/occupancy", token=ADMIN)
     assert r.status_code == 503
     assert sql(config, "SELECT count(*) FROM scans") == [(0,)]
+
+
+def test_venue_capacities_come_from_booking_on_a_cache_miss(start_services, config,
+                                                            redis_client):
+    api = start_services(BookingService, EntryService)
+    venue_id = api.post("/v1/admin/venues", token=ADMIN, json={
+        "name": "图书馆", "kind": "library", "daily_capacity": 1,
+        "instantaneous_capacity": 1, "entry_policy": "multi"}).json()["venue_id"]
+    key = api.post("/v1/admin/devices", token=ADMIN,
+                   json={"kind": "gate", "venue_id": venue_id}).json()["key"]
+    first, second = ticket(config, venue_id), ticket(config, venue_id)
+    assert redis_client.get(config["REDIS_PREFIX"] + "venue:" + venue_id) is None
+    assert scan(api, key, "code", first["code"]).json()["reason"] == "ok"
+    assert scan(api, key, "code", second["code"]).json()["reason"] == "capacity_full"
+    cached = redis_client.get(config["REDIS_PREFIX"] + "venue:" + venue_id)
+    assert cached and '"instantaneous_capacity":1' in cached
+    occ = occupancy(api, venue_id)
+    assert (occ["instantaneous_capacity"], occ["daily_capacity"], occ["level"]) == (1, 1, 90)
