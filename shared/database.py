@@ -21,7 +21,10 @@ def engine_for(url, schema, pool_size=10):
         # psycopg2, made cooperative by psycogreen (SQLAlchemy 2.1 would pick psycopg 3)
         driver_url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
         _engines[key] = create_engine(
-            driver_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+            driver_url, pool_size=pool_size, max_overflow=pool_size,
+            # no pre-ping: it costs a round trip per checkout on the gate path;
+            # a dropped connection fails one request (503) and is replaced
+            pool_pre_ping=False,
             pool_recycle=1800,
             connect_args={"options": "-csearch_path=%s -cstatement_timeout=5000" % schema,
                           "connect_timeout": 3,

@@ -13,6 +13,8 @@ import uuid
 from functools import partial
 
 import eventlet
+import redis
+import sqlalchemy.exc
 from eventlet import wsgi
 from marshmallow import ValidationError
 from nameko.web.handlers import HttpRequestHandler
@@ -28,6 +30,10 @@ from shared.errors import ApiError
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+
+# Connection failures of PostgreSQL or Redis: the caller may retry (503).
+DEPENDENCY_DOWN = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError,
+                   redis.ConnectionError, redis.TimeoutError)
 
 
 def json_response(status, payload, headers=None):
@@ -180,6 +186,9 @@ class ApiEntrypoint(HttpRequestHandler):
             response = self.response_from_result(result)
         except ApiError as exc:
             response = error_response(exc)
+        except DEPENDENCY_DOWN:
+            log.warning("a dependency failed on %s", self.route_label, exc_info=True)
+            response = error_response(ApiError("unavailable", "a dependency is unavailable; retry"))
         except Exception:  # a bug, never bad input: log it, keep the body generic
             log.exception("unhandled error on %s", self.route_label)
             response = error_response(ApiError("internal", "internal error"))

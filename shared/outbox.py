@@ -9,6 +9,7 @@ after publishing but before marking can publish twice, which consumers
 absorb (shared.events.first_delivery).
 """
 import logging
+import time
 
 import eventlet
 from eventlet.event import Event
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 BATCH = 200
+COALESCE_SECONDS = 0.005
+HOUSEKEEPING_SECONDS = 10.0
+RETENTION_HOURS = 24
 
 
 def outbox_table(metadata):
@@ -127,14 +131,21 @@ class Outbox(DependencyProvider):
             self._wake.send(True)
 
     def _relay(self):
+        last_housekeeping = 0.0
         while self._running:
             try:
                 with eventlet.Timeout(POLL_SECONDS, False):
                     self._wake.wait()
                 if self._wake.ready():
+                    # let the other workers of a burst commit too: one relay
+                    # cycle then carries many events instead of one
+                    eventlet.sleep(COALESCE_SECONDS)
                     self._wake.reset()
-                while self.publish_pending():
+                while self.publish_pending() == BATCH:
                     pass
+                if time.monotonic() - last_housekeeping > HOUSEKEEPING_SECONDS:
+                    last_housekeeping = time.monotonic()
+                    self.housekeeping()
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 eventlet.sleep(POLL_SECONDS)
@@ -154,7 +165,14 @@ class Outbox(DependencyProvider):
             if rows:
                 conn.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
                              .values(published_at=func.now()))
+        return len(rows)
+
+    def housekeeping(self):
+        """Backlog gauge, and published rows past retention deleted."""
+        t = self.table
+        with self.engine.begin() as conn:
             backlog = conn.execute(select(func.count()).select_from(t)
                                    .where(t.c.published_at.is_(None))).scalar()
-            metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
-        return len(rows)
+            conn.execute(t.delete().where(
+                t.c.published_at < func.now() - text("interval '%d hours'" % RETENTION_HOURS)))
+        metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
