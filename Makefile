@@ -43,7 +43,7 @@ bench: venv servers
 	$(BIN)/python -m bench.run
 
 load: venv locust-venv servers
-	$(BIN)/python -m loadtest.run --scenario weekday --duration 60 --users 30
+	$(BIN)/python -m loadtest.run --scenario weekday --duration 60
 
 clean:
 	rm -rf $(VENV) $(LOCUST_VENV) reports
