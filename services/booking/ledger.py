@@ -108,9 +108,10 @@ def create(session, tourist_id, key, req_hash, data, today, id_key, emit):
         inventory.reserve_room(session, rt.hotel_id, rt.room_type, rt.total, stay)
     else:
         if venue.one_per_id:
+            # sorted: two parties sharing IDs lock them in the same order (no deadlock)
             claimed = session.execute(pg_insert(ticket_holders).values([
-                {"venue_id": venue.venue_id, "day": data["date"], "id_hash": p["id_hash"],
-                 "booking_id": booking_id} for p in people])
+                {"venue_id": venue.venue_id, "day": data["date"], "id_hash": h,
+                 "booking_id": booking_id} for h in sorted(p["id_hash"] for p in people)])
                 .on_conflict_do_nothing().returning(ticket_holders.c.id_hash)).all()
             _raise(rules.holders_free(len(people), len(claimed)))
         inventory.reserve_tickets(session, venue, slot, data["date"], len(people))

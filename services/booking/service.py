@@ -160,7 +160,7 @@ class BookingService(platform.PlatformEndpoints):
 
     @api("GET", "/v1/admin/hotels/<hotel_id>", summary="A hotel with its room types and rooms",
          auth=ADMIN, responses={200: sc.HotelOut}, errors=("not_found",), tag="admin")
-    def get_hotel(self, request, hotel_id):
+    def admin_hotel(self, request, hotel_id):
         self._admin(request)
         return self.store.hotel(hotel_id) or _missing("hotel")
 
@@ -172,7 +172,7 @@ class BookingService(platform.PlatformEndpoints):
 
     @api("GET", "/v1/admin/venues/<venue_id>", summary="A venue with its slots",
          auth=ADMIN, responses={200: sc.VenueOut}, errors=("not_found",), tag="admin")
-    def get_venue(self, request, venue_id):
+    def admin_venue(self, request, venue_id):
         self._admin(request)
         return self.store.venue(venue_id) or _missing("venue")
 
