@@ -105,14 +105,14 @@ def test_parties_sharing_id_numbers_never_deadlock(city, database_url):
     """Concurrent parties with overlapping visitors, listed in opposite orders:
     each ID gets at most one ticket, and every refusal is a clean 409."""
     venue_id = city.venue(slots=None, daily=1000, kind="park", policy="multi")
-    pairs = [(i % 6, (i + 1) % 6) for i in range(REQUESTS)]
-    bodies = [city.ticket(slot=None, venue_id=venue_id,
-                          visitors=((a, "甲"), (b, "乙")) if i % 2 else ((b, "乙"), (a, "甲")))
-              for i, (a, b) in enumerate(pairs)]
+    pairs = [(i % 4, (i + 1) % 4) for i in range(REQUESTS)]  # each pair in both orders
+    bodies = [city.ticket(slot=None, venue_id=venue_id, visitors=(
+        ((a, "甲"), (b, "乙")) if (i // 4) % 2 else ((b, "乙"), (a, "甲"))))
+        for i, (a, b) in enumerate(pairs)]
     results = fire(city, bodies)
     assert {r.status_code for r in results} <= {201, 409}, [r.text for r in results
                                                              if r.status_code not in (201, 409)]
     assert {r.json()["error"] for r in results if r.status_code == 409} <= {"limit_exceeded"}
-    assert 1 <= [r.status_code for r in results].count(201) <= 3
+    assert 1 <= [r.status_code for r in results].count(201) <= 2
     assert sql(database_url, "SELECT count(*), count(DISTINCT id_hash) FROM ticket_holders") \
         == [(2 * [r.status_code for r in results].count(201),) * 2]
