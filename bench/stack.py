@@ -126,8 +126,10 @@ class Stack:
     def __init__(self, tag="bench", log_dir=None, log_level="WARNING"):
         self.tag = tag
         self.run_id = uuid.uuid4().hex[:8]
-        self.database = "duoyou_%s" % tag
-        self.vhost = "duoyou_%s" % tag
+        # Unique per run: two runs at once (two developers, or a test beside
+        # `make bench`) must not drop each other's database or vhost.
+        self.database = "duoyou_%s_%s" % (tag, self.run_id)
+        self.vhost = "duoyou_%s_%s" % (tag, self.run_id)
         # No colon: nameko YAML-loads each substituted config.yml value, and
         # "duoyou:" would arrive as a mapping, not a string.
         self.prefix = "duoyou_%s_%s_" % (tag, self.run_id)
