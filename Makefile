@@ -3,7 +3,7 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 LOCUST_VENV := .venv-locust
-SERVICES := services.booking.service services.checkin.service services.entry.service
+SERVICES := services.booking.service:BookingService services.checkin.service:CheckinService services.entry.service:EntryService
 
 .PHONY: venv locust-venv servers run seed test unit bench load clean
 
