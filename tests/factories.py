@@ -72,3 +72,16 @@ def qr_for(config, record, now=None):
 
 def dumps(x):
     return json.dumps(x)
+
+
+def wait_for(check, timeout=10.0, interval=0.02):
+    """Poll `check()` until it returns something truthy, or fail the test."""
+    import time
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %.1f s" % timeout)
+        time.sleep(interval)

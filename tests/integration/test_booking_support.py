@@ -9,7 +9,7 @@ import psycopg2
 import pytest
 
 from shared.clock import city_today
-from tests.factories import valid_id_number
+from tests.factories import wait_for, valid_id_number
 
 from services.booking.service import BookingService
 
@@ -18,15 +18,6 @@ TABLES = ("tourists", "hotels", "room_types", "rooms", "room_nights", "venues", 
           "outbox")
 
 
-def wait_for(check, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1f s" % timeout)
-        time.sleep(interval)
 
 
 def day(offset=1):

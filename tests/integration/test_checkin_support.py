@@ -12,7 +12,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 
 from shared import events
-from tests.factories import credential, put_credential, put_device
+from tests.factories import wait_for, credential, put_credential, put_device
 
 from services.checkin.service import CheckinService
 
@@ -22,16 +22,6 @@ ROOM_TYPES = [
 ]
 
 
-def wait_for(check, timeout=10.0, interval=0.02):
-    """Poll `check()` until it returns something truthy, or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met within %.1f s" % timeout)
-        time.sleep(interval)
 
 
 def send_event(config, event_type, payload, source="booking"):
