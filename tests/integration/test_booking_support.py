@@ -2,7 +2,6 @@
 a small city created through the admin API, tourists, request bodies, and
 direct looks at booking's tables to prove what was (not) stored."""
 import datetime
-import time
 import uuid
 
 import psycopg2

@@ -5,7 +5,6 @@ be taken down.
 Rooms come from the booking service's `hotel.created` event, sent into the
 test's vhost as booking would send it.
 """
-import time
 import uuid
 
 import pytest
