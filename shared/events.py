@@ -155,11 +155,23 @@ PAYLOADS = {
 }
 
 
+_validators = {}
+
+
+def _validator(event_type):
+    """One schema instance per event type (building one per event cost more
+    than validating with it)."""
+    schema = _validators.get(event_type)
+    if schema is None:
+        schema = _validators[event_type] = PAYLOADS[event_type]()
+    return schema
+
+
 def envelope(event_type, payload):
     """Payload plus version, event id and time, validated against its schema."""
     body = dict(payload, version=1, event_id=uuid.uuid4().hex,
                 occurred_at=datetime.datetime.now(datetime.timezone.utc).isoformat())
-    errors = PAYLOADS[event_type]().validate(body)
+    errors = _validator(event_type).validate(body)
     if errors:
         raise ValueError("invalid %s payload: %s" % (event_type, errors))
     return body
