@@ -1,6 +1,7 @@
 """What the entry service's workers are given: the live gate counters in Redis
 (one Lua script per scan), venue capacities (cache-aside over booking), and
 the durable record in PostgreSQL."""
+import functools
 import json
 import os
 import time
@@ -200,8 +201,9 @@ class EntryStore(Store):
         rows = [outbox.row(_event_type(scan), _scan_event(scan, scan["reason"]))]
         if level_event:
             rows.append(outbox.row(events.VENUE_OCCUPANCY_LEVEL, level_event))
-        refused = outbox.row(events.ENTRY_REFUSED, _scan_event(scan, "already_used")) \
-            if scan["person_no"] else None
+        # the refusal's row is built only if the admission conflicts (rare)
+        refused = functools.partial(outbox.row, events.ENTRY_REFUSED,
+                                    _scan_event(scan, "already_used"))
         pending = recorder.Pending(scan, rows, refused)
         return recorder.writer_for(self.engine, self._record_one).submit(pending)
 
@@ -225,7 +227,7 @@ class EntryStore(Store):
                 conn.execute(update(scans).where(scans.c.id == scan_id).values(
                     decision="deny", reason="already_used", person_no=None,
                     delta_inside=0, delta_admitted=0))
-                conn.execute(outbox_rows.insert(), [pending.refused])
+                conn.execute(outbox_rows.insert(), [pending.refused_row()])
                 return "used", count
             return "recorded", scan_id
 

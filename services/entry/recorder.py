@@ -8,12 +8,12 @@ path. A failed batch fails every scan in it (each request then takes its Redis
 side back and answers 503).
 """
 import collections
+import json
 import logging
 
 import eventlet
 from eventlet.event import Event
-from sqlalchemy import func, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, select, text, tuple_, update
 
 from services.entry.models import admissions, outbox, scans
 
@@ -25,13 +25,17 @@ WAIT_SECONDS = 5.0
 
 class Pending:
     """One scan waiting for its commit. `rows`: its outbox rows; `refused`:
-    the outbox row to write instead if the admission conflicts."""
+    the outbox row to write instead if the admission conflicts, or a callable
+    building it (the row is rarely needed, and building one costs)."""
 
     def __init__(self, scan, rows, refused):
         self.scan = scan
         self.rows = rows
         self.refused = refused
         self.done = Event()
+
+    def refused_row(self):
+        return self.refused() if callable(self.refused) else self.refused
 
 
 class GroupWriter:
@@ -73,57 +77,55 @@ class GroupWriter:
                 pending.done.send(outcome)
 
     def write(self, batch):
-        """Outcomes as EntryStore.record: ("recorded", id) | ("replay", row) | ("used", n)."""
-        by_key = {(p.scan["gate_id"], p.scan["nonce"]): p for p in batch}
+        """Outcomes as EntryStore.record: ("recorded", id) | ("replay", row) | ("used", n).
+
+        One statement writes the scans, their admission rows and their events
+        (BATCH_SQL); only the rare outcomes (an admission the database already
+        had, a nonce recorded before) take further statements, in the same
+        transaction."""
+        # two requests with one nonce in this batch: the first one counts,
+        # the others replay it
+        first = {}
+        for p in batch:
+            first.setdefault((p.scan["gate_id"], p.scan["nonce"]), p)
+        unique = list(first.values())
+        params = {c: [p.scan[c] for p in unique] for c in SCAN_COLUMNS}
+        events = [(i, row) for i, p in enumerate(unique) for row in p.rows]
+        params.update(ev_i=[i for i, _ in events],
+                      ev_type=[row["event_type"] for _, row in events],
+                      ev_payload=[json.dumps(row["payload"], separators=(",", ":"))
+                                  for _, row in events],
+                      ev_request=[row["request_id"] for _, row in events])
         with self.engine.begin() as conn:
-            inserted = {(r.gate_id, r.nonce): r.id for r in conn.execute(
-                insert(scans).on_conflict_do_nothing(constraint="scans_gate_nonce")
-                .returning(scans.c.id, scans.c.gate_id, scans.c.nonce),
-                [dict(p.scan, annulled=False) for p in batch])}
-            # two requests with one nonce in this batch: the first one counts,
-            # the others replay it
-            first = {}
-            for p in batch:
-                first.setdefault((p.scan["gate_id"], p.scan["nonce"]), p)
-            fresh = [p for k, p in first.items() if k in inserted]
-            wanted = [p for p in fresh if p.scan["person_no"]]
-            got = set()
-            if wanted:
-                # by scan id: two scans may claim the same (credential, person)
-                got = {r.scan_id for r in conn.execute(
-                    insert(admissions).on_conflict_do_nothing()
-                    .returning(admissions.c.scan_id),
-                    [{"credential_id": p.scan["credential_id"], "person_no": p.scan["person_no"],
-                      "day": p.scan["day"],
-                      "scan_id": inserted[(p.scan["gate_id"], p.scan["nonce"])]}
-                     for p in wanted])}
-            used = {id(p) for p in wanted
-                    if inserted[(p.scan["gate_id"], p.scan["nonce"])] not in got}
+            inserted, used = {}, set()
+            for i, scan_id, admitted in conn.execute(BATCH_SQL, params):
+                if scan_id is None:   # recorded before: a replay
+                    continue
+                p = unique[i]
+                inserted[(p.scan["gate_id"], p.scan["nonce"])] = scan_id
+                if p.scan["person_no"] and not admitted:
+                    used.add(id(p))   # the database already had this person's admission
             counts = {}
             if used:
+                taken = [p for p in unique if id(p) in used]
                 conn.execute(update(scans).where(scans.c.id.in_(
-                    [inserted[(p.scan["gate_id"], p.scan["nonce"])]
-                     for p in wanted if id(p) in used])).values(
+                    [inserted[(p.scan["gate_id"], p.scan["nonce"])] for p in taken])).values(
                     decision="deny", reason="already_used", person_no=None, delta_inside=0,
                     delta_admitted=0))
-                credentials = {p.scan["credential_id"] for p in wanted if id(p) in used}
+                conn.execute(outbox.insert(), [p.refused_row() for p in taken])
                 counts = dict(conn.execute(
                     select(admissions.c.credential_id, func.count())
-                    .where(admissions.c.credential_id.in_(credentials))
+                    .where(admissions.c.credential_id.in_(
+                        {p.scan["credential_id"] for p in taken}))
                     .group_by(admissions.c.credential_id)).all())
-            rows = []
-            for p in fresh:
-                rows += [p.refused] if id(p) in used else p.rows
-            if rows:
-                conn.execute(outbox.insert(), rows)
-            replays = [k for k, p in by_key.items() if k not in inserted] + \
-                [(p.scan["gate_id"], p.scan["nonce"]) for p in batch
-                 if first[(p.scan["gate_id"], p.scan["nonce"])] is not p]
+            replays = {(p.scan["gate_id"], p.scan["nonce"]) for p in batch
+                       if (p.scan["gate_id"], p.scan["nonce"]) not in inserted
+                       or first[(p.scan["gate_id"], p.scan["nonce"])] is not p}
             earlier = {}
             if replays:
                 earlier = {(r["gate_id"], r["nonce"]): dict(r) for r in conn.execute(
-                    select(scans).where(tuple_(scans.c.gate_id, scans.c.nonce).in_(replays)))
-                    .mappings()}
+                    select(scans).where(tuple_(scans.c.gate_id, scans.c.nonce).in_(
+                        list(replays)))).mappings()}
         outcomes = []
         for p in batch:
             key = (p.scan["gate_id"], p.scan["nonce"])
@@ -134,6 +136,56 @@ class GroupWriter:
             else:
                 outcomes.append(("recorded", inserted[key]))
         return outcomes
+
+
+SCAN_COLUMNS = ("gate_id", "nonce", "venue_id", "day", "direction", "medium", "credential_id",
+                "booking_id", "decision", "reason", "person_no", "delta_inside",
+                "delta_admitted", "scanned_at")
+
+# A batch of scans (distinct gate+nonce) as arrays: the scan rows, the
+# admission rows of single-entry admissions, and the events of every scan
+# that is new and, for an admission, whose admission row is new too. Rows are
+# inserted in batch order, so of two scans claiming one person the first
+# wins. One row back per scan: (index, scan id or NULL, admission row written).
+BATCH_SQL = text("""
+WITH b AS (
+  SELECT * FROM unnest(
+    CAST(:gate_id AS text[]), CAST(:nonce AS text[]), CAST(:venue_id AS text[]),
+    CAST(:day AS date[]), CAST(:direction AS text[]), CAST(:medium AS text[]),
+    CAST(:credential_id AS text[]), CAST(:booking_id AS text[]), CAST(:decision AS text[]),
+    CAST(:reason AS text[]), CAST(:person_no AS int[]), CAST(:delta_inside AS int[]),
+    CAST(:delta_admitted AS int[]), CAST(:scanned_at AS timestamptz[]))
+  WITH ORDINALITY AS b(gate_id, nonce, venue_id, day, direction, medium, credential_id,
+                       booking_id, decision, reason, person_no, delta_inside, delta_admitted,
+                       scanned_at, n)),
+s AS (
+  INSERT INTO scans (gate_id, nonce, venue_id, day, direction, medium, credential_id,
+                     booking_id, decision, reason, person_no, delta_inside, delta_admitted,
+                     annulled, scanned_at)
+  SELECT gate_id, nonce, venue_id, day, direction, medium, credential_id, booking_id,
+         decision, reason, person_no, delta_inside, delta_admitted, false, scanned_at
+  FROM b ORDER BY n
+  ON CONFLICT ON CONSTRAINT scans_gate_nonce DO NOTHING
+  RETURNING id, gate_id, nonce),
+a AS (
+  INSERT INTO admissions (credential_id, person_no, day, scan_id)
+  SELECT b.credential_id, b.person_no, b.day, s.id FROM b JOIN s USING (gate_id, nonce)
+  WHERE b.person_no IS NOT NULL ORDER BY b.n
+  ON CONFLICT DO NOTHING RETURNING scan_id),
+e AS (
+  SELECT * FROM unnest(CAST(:ev_i AS int[]), CAST(:ev_type AS text[]),
+                       CAST(:ev_payload AS text[]), CAST(:ev_request AS text[]))
+  AS e(i, event_type, payload, request_id)),
+o AS (
+  INSERT INTO outbox (event_type, payload, request_id)
+  SELECT e.event_type, CAST(e.payload AS jsonb), e.request_id
+  FROM e JOIN b ON b.n = e.i + 1 JOIN s USING (gate_id, nonce)
+  WHERE b.person_no IS NULL OR s.id IN (SELECT scan_id FROM a)
+  ORDER BY e.i
+  RETURNING id)
+SELECT CAST(b.n - 1 AS int), s.id, s.id IN (SELECT scan_id FROM a)
+FROM b LEFT JOIN s USING (gate_id, nonce) ORDER BY b.n
+""")
 
 
 _writers = {}  # keyed by the engine itself (never by id(): a disposed engine's id is reused)
