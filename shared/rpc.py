@@ -1,5 +1,6 @@
 """RPC with a deadline. nameko's RpcProxy waits forever for a reply; on a
 request path a dead callee must become a 503 in well under a second."""
+import functools
 import time
 
 import eventlet
@@ -12,10 +13,21 @@ from shared.errors import ApiError
 
 
 class DeadlineCaller:
+    """`proxy` is the nameko ServiceProxy, or a function making it: readers
+    inject a caller into every worker, most of which never call (cache hits),
+    so the proxy is built on the first call only."""
+
     def __init__(self, proxy, service_name, timeout):
-        self._proxy = proxy
+        self._make = proxy if callable(proxy) else None
+        self._built = None if callable(proxy) else proxy
         self._service = service_name
         self.timeout = timeout
+
+    @property
+    def _proxy(self):
+        if self._built is None:
+            self._built = self._make()
+        return self._built
 
     def call(self, method, timeout=None, **kwargs):
         deadline = self.timeout if timeout is None else timeout
@@ -50,5 +62,5 @@ class DeadlineRpc(RpcProxy):
         self.timeout = float(setting(self.container.config, "RPC_TIMEOUT"))
 
     def get_dependency(self, worker_ctx):
-        proxy = super().get_dependency(worker_ctx)
-        return DeadlineCaller(proxy, self.target_service, self.timeout)
+        make = functools.partial(RpcProxy.get_dependency, self, worker_ctx)
+        return DeadlineCaller(make, self.target_service, self.timeout)
