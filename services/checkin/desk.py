@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 SETTLEMENT = {"credit": "charged_after_departure", "deposit": "settled_at_desk"}
 
 
+ROOM_PLACEHOLDER = "?"  # checkin.completed's room until the check-in statement claims one
+
+
 class _NoRoom(Exception):
     """Leaves the check-in transaction (rolled back) when no room is ready."""
 
@@ -159,14 +162,15 @@ def _assign_and_issue(svc, device, data, record, started, id_hash, id_masked, id
                       "device_id": device.get("device_id"), "started_at": started,
                       "valid_until": valid_until},
                 key={"key_hash": hashed, "valid_until": valid_until},
-                registrations=registrations_for(record, id_hash, id_masked, id_type))
+                registrations=registrations_for(record, id_hash, id_masked, id_type),
+                # the statement writes the room it claims into the payload
+                event=svc.outbox.row(events.CHECKIN_COMPLETED, {
+                    "stay_id": stay_id, "booking_id": booking_id, "hotel_id": hotel_id,
+                    "room": ROOM_PLACEHOLDER}))
             if room is None:
                 raise _NoRoom()
             if not added:
                 refuse(rules.not_cancelled(record, cancelled_locally=True))
-            svc.outbox.add(session, events.CHECKIN_COMPLETED, {
-                "stay_id": stay_id, "booking_id": booking_id, "hotel_id": hotel_id,
-                "room": room})
             # Redis last, inside the transaction: if Redis fails, nothing commits
             svc.keys.put(hashed, stay_id, hotel_id, room, valid_until.timestamp())
     except IntegrityError:

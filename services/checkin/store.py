@@ -3,6 +3,8 @@
 Every method takes the caller's session, so a check-in's stay, room, key,
 registrations and events commit in one transaction.
 """
+import json
+
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
@@ -61,9 +63,16 @@ WITH first_ready AS (
                           CAST(:reg_foreign_guest AS boolean[]))
          AS g(guest_no, name_masked, id_hash, id_masked, id_checked, foreign_guest)
     RETURNING id
+), new_event AS (
+    INSERT INTO outbox (event_type, payload, request_id)
+    SELECT :event_type, jsonb_set(CAST(:event_payload AS jsonb), '{room}', to_jsonb(new_stay.room)),
+           :event_request_id
+    FROM new_stay
+    RETURNING id
 )
 SELECT (SELECT number FROM claimed) AS room, (SELECT count(*) FROM new_stay) AS stays,
-       (SELECT count(*) FROM new_key) AS keys, (SELECT count(*) FROM new_registrations) AS regs
+       (SELECT count(*) FROM new_key) AS keys, (SELECT count(*) FROM new_registrations) AS regs,
+       (SELECT count(*) FROM new_event) AS events
 """)
 
 
@@ -103,19 +112,24 @@ class HotelStore(Store):
         session.execute(update(m.rooms).where(m.rooms.c.hotel_id == hotel_id,
                                               m.rooms.c.number == number).values(**values))
 
-    def check_in(self, session, stay, key, registrations):
+    def check_in(self, session, stay, key, registrations, event):
         """Claim a room by the rule, insert the stay (unless the booking is
-        cancelled), its key and its registrations: one statement, so a
-        check-in costs one round trip here, whatever the guests.
+        cancelled), its key, its registrations and its checkin.completed
+        outbox row: one statement, so a check-in costs one round trip here,
+        whatever the guests.
 
         `stay`: the stays row without room and times; `key`: {key_hash,
-        valid_until}; `registrations`: rows from desk.registrations_for.
+        valid_until}; `registrations`: rows from desk.registrations_for;
+        `event`: the outbox row (OutboxWriter.row) whose payload's room is
+        filled in by the statement with the room it claimed.
         Returns (room or None, stay inserted?). A second stay for the
         booking raises IntegrityError (stays_one_per_booking)."""
         columns = ("guest_no", "name_masked", "id_hash", "id_masked", "id_checked",
                    "foreign_guest")
         params = dict(stay, key_hash=key["key_hash"], key_valid_until=key["valid_until"],
-                      pending=m.PENDING,
+                      pending=m.PENDING, event_type=event["event_type"],
+                      event_payload=json.dumps(event["payload"], separators=(",", ":")),
+                      event_request_id=event["request_id"],
                       **{"reg_" + c: [row[c] for row in registrations] for c in columns})
         row = session.execute(CHECK_IN, params).one()
         return row.room, row.stays == 1

@@ -116,6 +116,8 @@ def test_checkin_completed_event_for_booking(hotel):
     booking, stay = checked_in(hotel)
     got = wait_for_event(hotel.config, COMPLETED_QUEUE, lambda b: b["stay_id"] == stay["stay_id"])
     assert got[0]["booking_id"] == booking["booking_id"] and got[0]["hotel_id"] == hotel.hotel_id
+    # the check-in statement writes the room it claimed into the event
+    assert got[0]["room"] == stay["room"] and got[0]["event_id"]
 
 
 def test_booking_cancelled_revokes_the_key_idempotently(hotel):
