@@ -8,13 +8,13 @@ and everything goes once it returns.
 """
 import datetime
 import importlib
+import json
 import logging
 
 import eventlet
 from eventlet.event import Event
 from nameko.extensions import DependencyProvider
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 
 from shared.config import setting
 from shared.database import engine_for
@@ -43,15 +43,31 @@ class PoliceLink:
     def send(self, registration):
         raise NotImplementedError
 
+    def send_batch(self, registrations):
+        """Send several at once: returns once the police system has them all,
+        or raises (then the whole batch is retried; duplicates are fine).
+        A link that can take a batch in one exchange overrides this."""
+        for registration in registrations:
+            self.send(registration)
+
+
+# one statement per batch: a multi-row INSERT of the batch's JSON array
+_RECORD_DELIVERIES = text("""
+INSERT INTO police_deliveries (registration_id, payload)
+SELECT (r ->> 'registration_id')::bigint, r FROM jsonb_array_elements(CAST(:batch AS jsonb)) AS r
+ON CONFLICT DO NOTHING
+""")
+
 
 class LocalPoliceLink(PoliceLink):
     """Stands in for the police system: records what it received."""
 
     def send(self, registration):
+        self.send_batch([registration])
+
+    def send_batch(self, registrations):
         with self.engine.begin() as conn:
-            conn.execute(insert(m.police_deliveries).values(
-                registration_id=registration["registration_id"], payload=registration)
-                .on_conflict_do_nothing())
+            conn.execute(_RECORD_DELIVERIES, {"batch": json.dumps(registrations)})
 
 
 def link_class(name):
@@ -140,27 +156,53 @@ class RegistrationDelivery(DependencyProvider):
 
     def deliver_due(self):
         """Send one batch of due registrations; returns how many went.
-        Stops at the first failure: the link is down, the rest wait too."""
-        r = m.registrations.c
+        A link with `send_batch` takes the whole batch in one call; marking
+        is one statement per batch either way. A failure backs off the rows
+        not sent: the link is down, the rest wait too."""
         sent = 0
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(m.registrations).where(r.status == m.PENDING,
-                                              r.next_attempt_at <= func.now())
-                .order_by(r.id).limit(BATCH).with_for_update(skip_locked=True)).mappings().all()
-            for row in rows:
-                try:
-                    self.link.send(as_message(row))
-                except Exception as exc:  # any adapter failure: back off and keep the row
-                    attempts = row["attempts"] + 1
-                    delay = retry_delay(attempts, self.retry_base, RETRY_MAX_SECONDS)
-                    conn.execute(update(m.registrations).where(r.id == row["id"]).values(
-                        attempts=attempts, last_error=type(exc).__name__,
-                        next_attempt_at=func.now() + datetime.timedelta(seconds=delay)))
-                    log.warning("police link failed (%s); registration %s retries in %.1f s",
-                                type(exc).__name__, row["id"], delay)
-                    return sent
-                conn.execute(update(m.registrations).where(r.id == row["id"]).values(
-                    status=m.DELIVERED, delivered_at=func.now(), attempts=row["attempts"] + 1))
-                sent += 1
-        return sent
+            rows = conn.execute(_CLAIM_DUE, {"pending": m.PENDING, "batch": BATCH}
+                                ).mappings().all()
+            if not rows:
+                return 0
+            messages = [as_message(row) for row in rows]
+            failure = None
+            try:
+                if hasattr(self.link, "send_batch"):
+                    self.link.send_batch(messages)
+                    sent = len(rows)
+                else:  # an adapter with `send` only
+                    for message in messages:
+                        self.link.send(message)
+                        sent += 1
+            except Exception as exc:  # any adapter failure: back off and keep the rows
+                failure = exc
+            if sent:
+                conn.execute(_MARK_DELIVERED, {"ids": [row["id"] for row in rows[:sent]],
+                                               "delivered": m.DELIVERED})
+            if failure is not None:
+                failed = rows[sent:]
+                attempts = max(row["attempts"] for row in failed) + 1
+                delay = retry_delay(attempts, self.retry_base, RETRY_MAX_SECONDS)
+                conn.execute(_BACK_OFF, {"ids": [row["id"] for row in failed],
+                                         "error": type(failure).__name__, "delay": delay})
+                log.warning("police link failed (%s); %d registrations retry in %.1f s",
+                            type(failure).__name__, len(failed), delay)
+        return sent if failure is None else 0
+
+
+_CLAIM_DUE = text("""
+SELECT * FROM registrations
+WHERE status = :pending AND next_attempt_at <= now()
+ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
+""")
+_MARK_DELIVERED = text("""
+UPDATE registrations SET status = :delivered, delivered_at = now(), attempts = attempts + 1
+WHERE id = ANY(:ids)
+""")
+_BACK_OFF = text("""
+UPDATE registrations
+SET attempts = attempts + 1, last_error = :error,
+    next_attempt_at = now() + make_interval(secs => :delay)
+WHERE id = ANY(:ids)
+""")
