@@ -10,7 +10,7 @@ from tests.factories import put_credential, valid_id_number
 
 from services.checkin import models
 from services.checkin.service import CheckinService
-from test_checkin_support import FlakyPoliceLink, Hotel, wait_for
+from test_checkin_support import BatchPoliceLink, FlakyPoliceLink, Hotel, wait_for
 
 
 def registrations(config):
@@ -91,3 +91,21 @@ def test_registration_survives_a_police_link_outage(config, start_services, flak
     wait_for(lambda: {x["status"] for x in registrations(config)[0]} == {"delivered"})
     assert sorted(m["stay_id"] for m in flaky_link.received) == sorted(stays)
     assert len(flaky_link.received) == 3
+
+
+def test_a_backlog_goes_out_in_one_batch(config, start_services, flaky_link):
+    """After an outage the due registrations go in one send_batch call, and
+    the failed batch backed off as a whole (every row counted an attempt)."""
+    BatchPoliceLink.batches = []
+    api = start_services(CheckinService, extra_config=dict(
+        FAST_RETRY, POLICE_LINK="test_checkin_support:BatchPoliceLink"))
+    hotel = Hotel(config, api)
+    numbers = [valid_id_number(330), valid_id_number(331)]
+    hotel.booking(id_numbers=tuple(numbers), names=("王小明", "李四"))
+    assert hotel.check_in({"medium": "id_card", "value": numbers[0]}).status_code == 201
+    wait_for(lambda: all(x["attempts"] >= 1 for x in registrations(config)[0]))
+    assert {x["last_error"] for x in registrations(config)[0]} == {"ConnectionError"}
+    flaky_link.down = False
+    wait_for(lambda: {x["status"] for x in registrations(config)[0]} == {"delivered"})
+    assert BatchPoliceLink.batches == [2]
+    assert sorted(m["guest_no"] for m in flaky_link.received) == [1, 2]

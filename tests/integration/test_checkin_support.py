@@ -88,6 +88,20 @@ class FlakyPoliceLink:
         FlakyPoliceLink.received.append(registration)
 
 
+class BatchPoliceLink(FlakyPoliceLink):
+    """Takes a whole batch in one call; records each batch's size."""
+    batches = []
+
+    def send(self, registration):
+        raise AssertionError("a link with send_batch gets batches")
+
+    def send_batch(self, registrations):
+        if FlakyPoliceLink.down:
+            raise ConnectionError("police link down")
+        BatchPoliceLink.batches.append(len(registrations))
+        FlakyPoliceLink.received.extend(registrations)
+
+
 @pytest.fixture
 def checkin_api(start_services):
     return start_services(CheckinService)
