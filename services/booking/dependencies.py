@@ -109,15 +109,10 @@ class BookingStore(Store):
         with self.session() as s:
             return ledger.find_credential(s, **criteria)
 
-    def apply_entry(self, first_delivery, booking_id, admitted):
-        with self.session() as s:
-            if first_delivery(s):
-                ledger.apply_entry(s, booking_id, admitted)
-
-    def apply_stay(self, first_delivery, booking_id, rule):
-        with self.session() as s:
-            if first_delivery(s):
-                ledger.apply_stay(s, booking_id, rule)
+    def apply_fact(self, fact, event_id, consumer, booking_id):
+        """A gate or desk fact: one statement, no ORM session."""
+        with self.engine.begin() as conn:
+            return ledger.apply_fact(conn, fact, event_id, consumer, booking_id)
 
     # -- catalogue (admin) --
     def add_hotel(self, spec, outbox):
@@ -163,10 +158,11 @@ class BookingStore(Store):
 class Records:
     """The Redis records booking owns: credentials and devices."""
 
-    def __init__(self, client, prefix, tz_name):
+    def __init__(self, client, prefix, tz_name, put_unless_cancelled=None):
         self.cache = CredentialCache(client, prefix)
         self.tz_name = tz_name
-        self._put_unless_cancelled = client.register_script(_PUT_UNLESS_CANCELLED)
+        self._put_unless_cancelled = (put_unless_cancelled
+                                      or client.register_script(_PUT_UNLESS_CANCELLED))
 
     def _ttl(self, record):
         return max(60, int(expiry_epoch(record, self.tz_name) - time.time()))
@@ -197,9 +193,11 @@ class RecordsDependency(RedisDependency):
     def setup(self):
         super().setup()
         self.tz_name = setting(self.container.config, "CITY_TZ")
+        # once per process, not per worker (it hashes the script)
+        self.put_unless_cancelled = self.client.register_script(_PUT_UNLESS_CANCELLED)
 
     def wrap(self, client, prefix):
-        return Records(client, prefix, self.tz_name)
+        return Records(client, prefix, self.tz_name, self.put_unless_cancelled)
 
 
 class Keys(DependencyProvider):

@@ -6,7 +6,7 @@ raises ApiError on a refusal so the whole transaction rolls back.
 import secrets
 import uuid
 
-from sqlalchemy import case, insert, select, update
+from sqlalchemy import case, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -282,31 +282,55 @@ def find_credential(session, code=None, target_type=None, target_id=None, day=No
 
 
 # -- facts reported by gates and desks --------------------------------------
+#
+# One statement per event, on a plain connection (no ORM session): record the
+# first delivery and move the booking in the same statement. The UPDATE takes
+# the row lock and re-checks its WHERE after a concurrent change, so no SELECT
+# FOR UPDATE round trip is needed. The transitions are generated from the
+# rules in rules.py (every status through the rule), not written twice.
 
-def apply_entry(session, booking_id, admitted):
-    """entry.admitted / entry.annulled: count entries, move used <-> confirmed."""
-    row = session.execute(select(bookings.c.status, bookings.c.entries).where(
-        bookings.c.booking_id == booking_id, bookings.c.kind == "venue_ticket")
-        .with_for_update()).first()
-    if row is None:
-        return None
-    entries = row.entries + 1 if admitted else max(0, row.entries - 1)
-    status = (rules.after_admission(row.status) if admitted
-              else rules.after_annulment(row.status, entries)) or row.status
-    session.execute(update(bookings).where(bookings.c.booking_id == booking_id)
-                    .values(entries=entries, status=status, updated_at=_now()))
-    return status
+STATUSES = ("confirmed", "cancelled", "in_house", "departed", "used")
 
 
-def apply_stay(session, booking_id, rule):
-    """checkin.completed / checkin.checked_out through `rule(status)`."""
-    row = session.execute(select(bookings.c.status).where(
-        bookings.c.booking_id == booking_id, bookings.c.kind == "hotel_stay")
-        .with_for_update()).first()
-    if row is None:
-        return None
-    status = rule(row.status)
-    if status:
-        session.execute(update(bookings).where(bookings.c.booking_id == booking_id)
-                        .values(status=status, updated_at=_now()))
-    return status or row.status
+def transition_sql(rule):
+    """`CASE status WHEN a THEN rule(a) ... ELSE status END` for a rule(status)."""
+    moves = " ".join("WHEN '%s' THEN '%s'" % (s, rule(s)) for s in STATUSES if rule(s))
+    return "CASE status %s ELSE status END" % moves if moves else "status"
+
+
+def _fact(kind, assignments, where=""):
+    return text("""
+WITH first AS (
+    INSERT INTO processed_events (event_id, consumer) VALUES (:event_id, :consumer)
+    ON CONFLICT DO NOTHING RETURNING event_id
+)
+UPDATE bookings SET %s, updated_at = now()
+WHERE booking_id = :booking_id AND kind = '%s' %s AND EXISTS (SELECT 1 FROM first)
+RETURNING status""" % (assignments, kind, where))
+
+
+def _moving(rule):
+    """Only bookings the rule moves are touched (the rest: no write)."""
+    return "AND status IN (%s)" % ", ".join("'%s'" % s for s in STATUSES if rule(s))
+
+
+FACTS = {
+    "admitted": _fact("venue_ticket", "entries = entries + 1, status = %s"
+                      % transition_sql(rules.after_admission)),
+    # rules.after_annulment(status, entries_left): entries_left after this annulment
+    "annulled": _fact("venue_ticket", "entries = greatest(0, entries - 1), status = CASE "
+                      "WHEN entries - 1 <= 0 THEN %s ELSE %s END" % (
+                          transition_sql(lambda s: rules.after_annulment(s, 0)),
+                          transition_sql(lambda s: rules.after_annulment(s, 1)))),
+    "checked_in": _fact("hotel_stay", "status = %s" % transition_sql(rules.after_checkin),
+                        _moving(rules.after_checkin)),
+    "checked_out": _fact("hotel_stay", "status = %s" % transition_sql(rules.after_checkout),
+                         _moving(rules.after_checkout)),
+}
+
+
+def apply_fact(conn, fact, event_id, consumer, booking_id):
+    """Apply a gate or desk fact once per event; returns the booking's new
+    status, or None (a repeat, another kind of booking, or nothing to move)."""
+    return conn.execute(FACTS[fact], {"event_id": event_id, "consumer": consumer,
+                                      "booking_id": booking_id}).scalar()

@@ -3,7 +3,6 @@
 Entrypoints stay thin: authenticate, validate, call the store, write Redis.
 """
 import datetime
-import functools
 import logging
 
 from marshmallow import ValidationError
@@ -19,7 +18,7 @@ from shared.outbox import Outbox
 from services.booking import rules, schemas as sc
 from services.booking.dependencies import (BookingStore, Keys, RecordsDependency, is_admin,
                                            today)
-from services.booking.models import SCHEMA, metadata, outbox, processed_events
+from services.booking.models import SCHEMA, metadata, outbox
 
 log = logging.getLogger(__name__)
 
@@ -227,43 +226,35 @@ class BookingService(platform.PlatformEndpoints):
         entry_policy, one_per_id, slots} or None (entry's venue reader)."""
         return self.store.venue(venue_id)
 
-    # -- facts from gates and desks (idempotent: first_delivery) --
-    def _once(self, event_type, payload, method):
-        """The checked payload and its first-delivery test, or (None, None) for
-        a malformed event: dropped with a log line, since requeueing it would
+    # -- facts from gates and desks (idempotent: first delivery recorded in
+    # the same statement that applies the fact, ledger.apply_fact) --
+    def _apply(self, event_type, payload, method, fact):
+        """A malformed event is dropped with a log line: requeueing it would
         loop forever."""
         try:
-            body_ = events.load(event_type, payload)
+            data = events.load(event_type, payload)
         except (ValidationError, TypeError):
             log.warning("dropped a malformed %s event", event_type)
-            return None, None
-        return body_, functools.partial(
-            lambda s, eid: events.first_delivery(s, processed_events, eid, "booking." + method),
-            eid=body_["event_id"])
+            return
+        if data.get("booking_id"):
+            self.store.apply_fact(fact, data["event_id"], "booking." + method,
+                                  data["booking_id"])
 
     @events.handler("entry", events.ENTRY_ADMITTED)
     def on_entry_admitted(self, payload):
-        data, first = self._once(events.ENTRY_ADMITTED, payload, "on_entry_admitted")
-        if data and data.get("booking_id"):
-            self.store.apply_entry(first, data["booking_id"], admitted=True)
+        self._apply(events.ENTRY_ADMITTED, payload, "on_entry_admitted", "admitted")
 
     @events.handler("entry", events.ENTRY_ANNULLED)
     def on_entry_annulled(self, payload):
-        data, first = self._once(events.ENTRY_ANNULLED, payload, "on_entry_annulled")
-        if data and data.get("booking_id"):
-            self.store.apply_entry(first, data["booking_id"], admitted=False)
+        self._apply(events.ENTRY_ANNULLED, payload, "on_entry_annulled", "annulled")
 
     @events.handler("checkin", events.CHECKIN_COMPLETED)
     def on_checkin_completed(self, payload):
-        data, first = self._once(events.CHECKIN_COMPLETED, payload, "on_checkin_completed")
-        if data:
-            self.store.apply_stay(first, data["booking_id"], rules.after_checkin)
+        self._apply(events.CHECKIN_COMPLETED, payload, "on_checkin_completed", "checked_in")
 
     @events.handler("checkin", events.CHECKIN_CHECKED_OUT)
     def on_checked_out(self, payload):
-        data, first = self._once(events.CHECKIN_CHECKED_OUT, payload, "on_checked_out")
-        if data:
-            self.store.apply_stay(first, data["booking_id"], rules.after_checkout)
+        self._apply(events.CHECKIN_CHECKED_OUT, payload, "on_checked_out", "checked_out")
 
 
 def _missing(what):

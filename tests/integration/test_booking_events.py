@@ -150,3 +150,36 @@ def test_malformed_events_are_dropped_not_looped(config, database_url):
         _, messages, _ = conn.default_channel.queue_declare(queue=queue, passive=True)
     assert messages == 0
     assert sql(database_url, "SELECT count(*) FROM processed_events") == [(1,)]
+
+
+def test_fact_statements_follow_the_rules(city, database_url):
+    """Each fact's one statement moves every status (and entry count) exactly
+    as rules.py says, and a repeat of an event changes nothing."""
+    from services.booking import ledger, rules
+    from shared.database import engine_for
+    engine = engine_for(database_url, "booking")
+    token = city.tourist()
+    kinds = {"venue_ticket": city.book(token, city.ticket()).json()["booking_id"],
+             "hotel_stay": city.book(token, city.stay()).json()["booking_id"]}
+    cases = [("admitted", "venue_ticket", lambda s, n: (rules.after_admission(s), n + 1)),
+             ("annulled", "venue_ticket",
+              lambda s, n: (rules.after_annulment(s, max(0, n - 1)), max(0, n - 1))),
+             ("checked_in", "hotel_stay", lambda s, n: (rules.after_checkin(s), n)),
+             ("checked_out", "hotel_stay", lambda s, n: (rules.after_checkout(s), n))]
+    for fact, kind, expect in cases:
+        booking_id = kinds[kind]
+        for status in ledger.STATUSES:
+            for entries in (0, 1, 2):
+                sql(database_url, "UPDATE bookings SET status = %s, entries = %s "
+                    "WHERE booking_id = %s", (status, entries, booking_id))
+                event_id = uuid.uuid4().hex
+                for _ in range(2):  # the second delivery is a no-op
+                    with engine.begin() as conn:
+                        ledger.apply_fact(conn, fact, event_id, "booking.test", booking_id)
+                    moved, count = expect(status, entries)
+                    assert status_of(database_url, booking_id) == (moved or status, count), \
+                        (fact, status, entries)
+    # a fact about the other kind of booking moves nothing
+    with engine.begin() as conn:
+        assert ledger.apply_fact(conn, "checked_in", uuid.uuid4().hex, "booking.test",
+                                 kinds["venue_ticket"]) is None
