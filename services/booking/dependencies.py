@@ -6,13 +6,13 @@ import time
 from types import SimpleNamespace
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from shared import qr
 from shared.clock import city_today
 from shared.config import setting
 from shared.credentials import CredentialCache, expiry_epoch
-from shared.database import Store
+from shared.database import Database, Store
 from shared.devices import DEVICE_TTL
 from shared.errors import ApiError
 from shared.redis import RedisDependency
@@ -45,9 +45,14 @@ class BookingStore(Store):
         with self.session() as s:
             return ledger.register_tourist(s, phone, name)
 
+    def __init__(self, engine, reader=None):
+        super().__init__(engine)
+        self.reader = reader or engine
+
     def search(self, **query):
-        # read-only: autocommit spares the BEGIN and COMMIT round trips
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        # read-only, on the autocommit pool: no BEGIN/COMMIT round trips, and
+        # no isolation-level switch on every checkout and return
+        with self.reader.connect() as conn:
             return inventory.search(conn, **query)
 
     def availability(self, venue_id, day):
@@ -153,6 +158,32 @@ class BookingStore(Store):
             return None
         return {"hotel_id": hotel_id, "room_types": [
             {"room_type": rt["room_type"], "rooms": rt["rooms"]} for rt in found["room_types"]]}
+
+
+def autocommit_engine(url, schema, pool_size=5):
+    """A pool of its own for read-only statements, in autocommit from the
+    connection's start (the engine-wide isolation level is set once per
+    connection, not per checkout like a per-connection execution option)."""
+    return create_engine(
+        url.replace("postgresql://", "postgresql+psycopg2://", 1), isolation_level="AUTOCOMMIT",
+        pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False, pool_recycle=1800,
+        connect_args={"options": "-csearch_path=%s -cstatement_timeout=5000" % schema,
+                      "connect_timeout": 3, "application_name": "duoyou-%s-reader" % schema})
+
+
+class BookingDatabase(Database):
+    """The booking schema, plus the autocommit reader pool for search."""
+
+    def setup(self):
+        super().setup()
+        self.reader = autocommit_engine(setting(self.container.config, "DATABASE_URL"),
+                                        self.schema)
+
+    def stop(self):
+        self.reader.dispose()
+
+    def get_dependency(self, worker_ctx):
+        return self.store_class(self.engine, self.reader)
 
 
 class Records:

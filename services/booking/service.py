@@ -10,14 +10,13 @@ from nameko.rpc import rpc
 
 from shared import events, platform, qr
 from shared.clock import city_zone
-from shared.database import Database
 from shared.devices import key_hash, new_key
 from shared.errors import ApiError, not_found
 from shared.http import api, authorization, body, query, read_json
 from shared.outbox import Outbox
 from services.booking import rules, schemas as sc
-from services.booking.dependencies import (BookingStore, Keys, RecordsDependency, is_admin,
-                                           today)
+from services.booking.dependencies import (BookingDatabase, BookingStore, Keys,
+                                           RecordsDependency, is_admin, today)
 from services.booking.models import SCHEMA, metadata, outbox
 
 log = logging.getLogger(__name__)
@@ -31,7 +30,7 @@ BOOKING_ERRORS = ("not_found",)
 class BookingService(platform.PlatformEndpoints):
     name = "booking"
 
-    store = Database(SCHEMA, metadata, BookingStore)
+    store = BookingDatabase(SCHEMA, metadata, BookingStore)
     records = RecordsDependency()
     outbox = Outbox(SCHEMA, outbox)
     keys = Keys()
