@@ -70,17 +70,13 @@ class BookingStore(Store):
                 for x in slots]
 
     def book(self, tourist_id, key, req_hash, data, today, id_key, outbox):
+        """One transaction; a retry of a committed key reads that booking."""
         with self.session() as s:
-            existing = ledger.by_key(s, tourist_id, key)
-        if existing is not None:  # a retry: same body -> same booking
-            decision = rules.same_request(existing.request_hash, req_hash)
-            if not decision:
-                raise ApiError(decision.reason, decision.message)
-            return 200, self.booking(tourist_id, existing.booking_id), None
-        with self.session() as s:
-            status, booking_id, record = ledger.create(s, tourist_id, key, req_hash, data, today,
-                                                       id_key, outbox.add)
-        return status, self.booking(tourist_id, booking_id), record
+            status, booking_id, shown, record = ledger.create(
+                s, tourist_id, key, req_hash, data, today, id_key, outbox.row)
+        if shown is None:
+            return status, self.booking(tourist_id, booking_id), None
+        return status, shown, record
 
     def booking(self, tourist_id, booking_id):
         with self.session() as s:

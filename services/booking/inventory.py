@@ -1,15 +1,13 @@
 """Inventory counters: rooms per type per night, tickets per venue slot and day.
 
-Reserving, inside the booking's transaction:
-  1. INSERT the counter rows ON CONFLICT DO NOTHING (created on first sale);
-  2. SELECT them FOR UPDATE in a fixed order (no deadlocks between bookings);
-  3. ask rules.rooms_free / rules.tickets_free;
-  4. UPDATE sold = sold + n WHERE sold + n <= capacity, and check every row
-     changed. The CHECK constraints refuse an oversell even if 2-4 were wrong.
+Reserving, inside the booking's transaction, one upsert per counter table
+(rows created on first sale; the units added only where they fit; rows
+locked in a fixed order, so no deadlocks between bookings). A refusal reads
+the counters and asks rules.rooms_free / rules.tickets_free which limit it
+was. The CHECK constraints refuse an oversell even if the upsert were wrong.
 Any refusal raises, so the transaction rolls back: all nights or nothing.
 """
-from sqlalchemy import and_, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select, text, update
 
 from shared.errors import ApiError
 from services.booking import rules
@@ -21,19 +19,54 @@ def _raise(decision):
         raise ApiError(decision.reason, decision.message)
 
 
+# Reserving `units` on counter rows in one statement each: INSERT the rows
+# not sold yet (sold = units, if units fit the capacity), else add units to
+# the existing row only if they fit. ON CONFLICT takes the row lock, in the
+# VALUES order (nights sorted: no deadlock between bookings), and a row that
+# cannot take the units is not returned. Fewer rows back than asked: refused,
+# and the caller's transaction rolls back. The CHECK constraints still refuse
+# an oversell should this ever be wrong.
+_RESERVE_NIGHTS = text("""
+INSERT INTO room_nights (hotel_id, room_type, night, capacity, sold)
+SELECT :hotel_id, :room_type, n.night, :capacity, :units
+FROM unnest(CAST(:nights AS date[])) AS n(night)
+WHERE :units <= :capacity
+ORDER BY n.night
+ON CONFLICT (hotel_id, room_type, night) DO UPDATE SET sold = room_nights.sold + :units
+WHERE room_nights.sold + :units <= room_nights.capacity
+RETURNING night
+""")
+_RESERVE_DAY = text("""
+INSERT INTO venue_days (venue_id, day, capacity, sold)
+SELECT :venue_id, :day, :capacity, :units WHERE :units <= :capacity
+ON CONFLICT (venue_id, day) DO UPDATE SET sold = venue_days.sold + :units
+WHERE venue_days.sold + :units <= venue_days.capacity
+RETURNING sold
+""")
+_RESERVE_SLOT = text("""
+INSERT INTO slot_days (venue_id, day, slot, capacity, sold)
+SELECT :venue_id, :day, :slot, :capacity, :units WHERE :units <= :capacity
+ON CONFLICT (venue_id, day, slot) DO UPDATE SET sold = slot_days.sold + :units
+WHERE slot_days.sold + :units <= slot_days.capacity
+RETURNING sold
+""")
+
+
 def reserve_room(session, hotel_id, room_type, total, stay_nights, units=1):
-    t = room_nights
-    session.execute(insert(t).values([
-        {"hotel_id": hotel_id, "room_type": room_type, "night": n, "capacity": total, "sold": 0}
-        for n in stay_nights]).on_conflict_do_nothing())
-    where = and_(t.c.hotel_id == hotel_id, t.c.room_type == room_type,
-                 t.c.night.in_(stay_nights))
-    rows = session.execute(select(t.c.night, t.c.capacity, t.c.sold).where(where)
-                           .order_by(t.c.night).with_for_update()).all()
-    _raise(rules.rooms_free(stay_nights, {r.night: (r.capacity, r.sold) for r in rows}, units))
-    changed = session.execute(update(t).where(where, t.c.sold + units <= t.c.capacity)
-                              .values(sold=t.c.sold + units)).rowcount
-    if changed != len(stay_nights):
+    nights = sorted(stay_nights)
+    taken = session.execute(_RESERVE_NIGHTS, {
+        "hotel_id": hotel_id, "room_type": room_type, "nights": nights, "capacity": total,
+        "units": units}).all()
+    if len(taken) != len(nights):  # refused: say which night, from the locked counters
+        t = room_nights
+        done = {r.night for r in taken}
+        counters = {r.night: (r.capacity, r.sold - (units if r.night in done else 0))
+                    for r in session.execute(select(t.c.night, t.c.capacity, t.c.sold).where(
+                        t.c.hotel_id == hotel_id, t.c.room_type == room_type,
+                        t.c.night.in_(nights)))}
+        for night in nights:
+            counters.setdefault(night, (total, 0))
+        _raise(rules.rooms_free(nights, counters, units))
         _raise(rules.refuse("sold_out", "no room of this type is free every night"))
 
 
@@ -45,26 +78,20 @@ def release_room(session, hotel_id, room_type, stay_nights, units=1):
 
 
 def reserve_tickets(session, venue, slot, day, units):
-    """`venue` and `slot` are rows (daily_capacity, quota)."""
-    session.execute(insert(venue_days).values(
-        venue_id=venue.venue_id, day=day, capacity=venue.daily_capacity, sold=0)
-        .on_conflict_do_nothing())
-    session.execute(insert(slot_days).values(
-        venue_id=venue.venue_id, day=day, slot=slot.slot, capacity=slot.quota, sold=0)
-        .on_conflict_do_nothing())
-    # lock order: the day first, then the slot (every booking does the same)
-    day_row = session.execute(select(venue_days.c.capacity, venue_days.c.sold).where(
-        venue_days.c.venue_id == venue.venue_id, venue_days.c.day == day).with_for_update()).one()
-    slot_row = session.execute(select(slot_days.c.capacity, slot_days.c.sold).where(
-        slot_days.c.venue_id == venue.venue_id, slot_days.c.day == day,
-        slot_days.c.slot == slot.slot).with_for_update()).one()
-    _raise(rules.tickets_free(tuple(slot_row), tuple(day_row), units))
-    for t, extra in ((venue_days, ()), (slot_days, (slot_days.c.slot == slot.slot,))):
-        changed = session.execute(update(t).where(
-            t.c.venue_id == venue.venue_id, t.c.day == day, *extra,
-            t.c.sold + units <= t.c.capacity).values(sold=t.c.sold + units)).rowcount
-        if changed != 1:
-            _raise(rules.refuse("sold_out", "sold out"))
+    """`venue` and `slot` are rows (daily_capacity, quota). Lock order: the
+    day first, then the slot (every booking does the same)."""
+    params = {"venue_id": venue.venue_id, "day": day, "units": units}
+    day_ok = session.execute(_RESERVE_DAY, dict(params, capacity=venue.daily_capacity)
+                             ).first() is not None
+    slot_ok = day_ok and session.execute(_RESERVE_SLOT, dict(
+        params, slot=slot.slot, capacity=slot.quota)).first() is not None
+    if not slot_ok:  # refused: which limit, from the counters
+        slots, day_counter = slot_counters(session, venue.venue_id, day)
+        day_counter = day_counter or (venue.daily_capacity, 0)
+        if day_ok:
+            day_counter = (day_counter[0], day_counter[1] - units)
+        _raise(rules.tickets_free(slots.get(slot.slot, (slot.quota, 0)), day_counter, units))
+        _raise(rules.refuse("sold_out", "sold out"))
 
 
 def release_tickets(session, venue_id, slot, day, units):

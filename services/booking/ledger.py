@@ -5,18 +5,18 @@ raises ApiError on a refusal so the whole transaction rolls back.
 """
 import secrets
 import uuid
+from types import SimpleNamespace
 
 from sqlalchemy import case, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 
 from shared import events, idnumber
 from shared.clock import city_zone
 from shared.credentials import CredentialRecordSchema
 from shared.errors import ApiError, not_found
 from services.booking import inventory, rules
-from services.booking.models import (booking_people, bookings, hotels, room_types, ticket_holders,
-                                     tourists, venue_slots, venues)
+from services.booking.models import (booking_people, bookings, hotels, outbox, room_types,
+                                     ticket_holders, tourists, venue_slots, venues)
 
 
 def _raise(decision):
@@ -52,27 +52,36 @@ def people_rows(people, id_key):
              "id_masked": idnumber.mask(p["id_number"])} for i, p in enumerate(people)]
 
 
-def _insert_booking(session, values):
+def _insert_booking(session, tourist_id, key, values):
     """Insert the booking row, claiming the Idempotency-Key. Returns the new
-    booking_id, or None when the key is already taken (by a committed
-    concurrent request: the unique index made us wait for it)."""
+    row's created_at, or None when the key is already taken (by a committed
+    concurrent request: the unique index made us wait for it). ON CONFLICT
+    without a target also absorbs a booking-code collision, told apart by
+    the key lookup, and retried with a new code (no savepoint per booking)."""
     for _ in range(5):
-        values = dict(values, code=rules.new_code())
-        try:
-            with session.begin_nested():  # a code collision must not abort the booking
-                return session.execute(
-                    pg_insert(bookings).values(**values)
-                    .on_conflict_do_nothing(constraint="bookings_idempotency")
-                    .returning(bookings.c.booking_id)).scalar()
-        except IntegrityError as exc:
-            if "bookings_code_key" not in str(exc.orig):
-                raise
+        values["code"] = rules.new_code()  # the caller's row shows the code that stuck
+        created = session.execute(
+            pg_insert(bookings).values(**values).on_conflict_do_nothing()
+            .returning(bookings.c.created_at)).scalar()
+        if created is not None or by_key(session, tourist_id, key) is not None:
+            return created
     raise ApiError("unavailable", "could not allocate a booking code; retry")
 
 
 def create(session, tourist_id, key, req_hash, data, today, id_key, emit):
-    """Book a hotel stay or venue ticket. Returns (status, booking_id, record):
-    201 for a new booking, 200 when this key already made it."""
+    """Book a hotel stay or venue ticket. Returns (status, booking_id, view,
+    record): 201 for a new booking, 200 when this key already made it (then
+    view and record are None: the caller reads the existing booking).
+    `emit(event_type, payload)` returns the outbox row to insert.
+
+    Round trips: the key, the room type or venue (and slots), the booking
+    row, the inventory upsert(s), the per-ID rows (one-per-ID venues), the
+    people, the outbox row. The view and the credential record are built
+    from what this transaction wrote, not read back."""
+    existing = by_key(session, tourist_id, key)
+    if existing is not None:  # a retry: same body -> same booking
+        _raise(rules.same_request(existing.request_hash, req_hash))
+        return 200, existing.booking_id, None, None
     people_field = "guests" if data["kind"] == "hotel_stay" else "visitors"
     people = people_rows(data[people_field], id_key)
     _raise(rules.distinct_people([p["id_hash"] for p in people], people_field))
@@ -80,6 +89,7 @@ def create(session, tourist_id, key, req_hash, data, today, id_key, emit):
     values = {"booking_id": booking_id, "tourist_id": tourist_id, "kind": data["kind"],
               "status": "confirmed", "idempotency_key": key, "request_hash": req_hash,
               "credential_id": str(uuid.uuid4()), "party_size": len(people)}
+    shown = {}  # the joined columns view() and record_of() need
     if data["kind"] == "hotel_stay":
         rt = session.execute(select(room_types).where(
             room_types.c.hotel_id == data["hotel_id"],
@@ -91,6 +101,7 @@ def create(session, tourist_id, key, req_hash, data, today, id_key, emit):
         stay = rules.nights(data["check_in"], data["check_out"])
         values.update(hotel_id=rt.hotel_id, room_type=rt.room_type, check_in=data["check_in"],
                       check_out=data["check_out"], price_total=rt.price * len(stay))
+        shown.update(hotel_name=rt.hotel_name)
     else:
         venue = session.execute(select(venues).where(venues.c.venue_id == data["venue_id"])).first()
         if venue is None:
@@ -98,11 +109,14 @@ def create(session, tourist_id, key, req_hash, data, today, id_key, emit):
         _raise(rules.check_day(data["date"], today))
         slot = _slot(session, venue.venue_id, data.get("slot"))
         values.update(venue_id=venue.venue_id, day=data["date"], slot=slot.slot)
+        shown.update(venue_name=venue.name, entry_policy=venue.entry_policy,
+                     slot_start=slot.start, slot_end=slot.end)
 
-    if _insert_booking(session, values) is None:
+    created = _insert_booking(session, tourist_id, key, values)
+    if created is None:  # a concurrent request with this key committed first
         existing = by_key(session, tourist_id, key)
         _raise(rules.same_request(existing.request_hash, req_hash))
-        return 200, existing.booking_id, None
+        return 200, existing.booking_id, None, None
 
     if data["kind"] == "hotel_stay":
         inventory.reserve_room(session, rt.hotel_id, rt.room_type, rt.total, stay)
@@ -116,9 +130,20 @@ def create(session, tourist_id, key, req_hash, data, today, id_key, emit):
             _raise(rules.holders_free(len(people), len(claimed)))
         inventory.reserve_tickets(session, venue, slot, data["date"], len(people))
     session.execute(insert(booking_people), [dict(p, booking_id=booking_id) for p in people])
-    record = credential_record(session, booking_id)
-    emit(session, events.BOOKING_CONFIRMED, _event_payload(record))
-    return 201, booking_id, record
+    row = _written_row(values, shown, created)
+    people_shown = [SimpleNamespace(**p) for p in people]
+    record = record_of(row, people_shown)
+    session.execute(insert(outbox), emit(events.BOOKING_CONFIRMED, _event_payload(record)))
+    return 201, booking_id, view(row, people_shown), record
+
+
+def _written_row(values, shown, created_at):
+    """The booking as _booking_query() would read it back."""
+    columns = dict.fromkeys(("hotel_id", "room_type", "check_in", "check_out", "price_total",
+                             "venue_id", "day", "slot", "hotel_name", "venue_name",
+                             "entry_policy", "slot_start", "slot_end"))
+    return SimpleNamespace(**{**columns, **values, **shown, "created_at": created_at,
+                              "entries": 0})
 
 
 def _slot(session, venue_id, name):

@@ -331,3 +331,18 @@ def test_with_redis_down_bookings_stand_and_cancel_refuses_safely(start_services
     assert snapshot(database_url) == before
     assert city.api.get("/v1/bookings/" + booking["booking_id"],
                         token=token).json()["status"] == "confirmed"
+
+
+def test_new_booking_answer_and_record_match_what_is_stored(city, rpc, config, redis_client):
+    """A new booking's answer and credential record are built from what its
+    transaction wrote, not read back: they must equal the stored booking
+    (GET) and the record booking serves over RPC, for both kinds."""
+    token = city.tourist()
+    for body in (city.stay(guests=((1, "张三"), (2, "李四"))),
+                 city.ticket(slot="pm", visitors=((3, "王五"), (4, "赵六")))):
+        r = city.book(token, body)
+        assert r.status_code == 201, r.text
+        booking = r.json()
+        assert city.api.get("/v1/bookings/" + booking["booking_id"], token=token).json() == booking
+        cached = redis_record(config, redis_client, booking["credential_id"])
+        assert cached == rpc.booking.get_credential(credential_id=booking["credential_id"])
