@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 BATCH = 200
 COALESCE_SECONDS = 0.005
+PUBLISH_TIMEOUT_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 10.0
 RETENTION_HOURS = 24
 
@@ -142,22 +143,32 @@ class Outbox(DependencyProvider):
         connection, self._connection, self._producer = self._connection, None, None
         if connection is not None:
             try:
-                connection.release()
-            except Exception:  # noqa: BLE001 -- already broken
-                pass
+                with eventlet.Timeout(2.0, TimeoutError("close timed out")):
+                    connection.release()
+            except Exception:  # noqa: BLE001 -- already broken: drop the socket
+                try:
+                    connection.collect()
+                except Exception:  # noqa: BLE001
+                    pass
 
     def _publish_batch(self, rows):
         """Publish `rows` and return once the broker holds every one of them."""
         try:
-            producer = self._channel_producer()
-            for row in rows:
-                headers = {"nameko.request_id": row.request_id} if row.request_id else {}
-                producer.publish(row.payload, routing_key=row.event_type, headers=headers,
-                                 delivery_mode=2, retry=False)
-            producer.channel.tx_commit()
+            # a half-dead TCP connection must not hang the relay on tx.commit
+            with eventlet.Timeout(PUBLISH_TIMEOUT_SECONDS,
+                                  TimeoutError("outbox publish timed out")):
+                self._publish_rows(rows)
         except Exception:
             self._disconnect()  # a fresh connection next time; the rows stay unpublished
             raise
+
+    def _publish_rows(self, rows):
+        producer = self._channel_producer()
+        for row in rows:
+            headers = {"nameko.request_id": row.request_id} if row.request_id else {}
+            producer.publish(row.payload, routing_key=row.event_type, headers=headers,
+                             delivery_mode=2, retry=False)
+        producer.channel.tx_commit()
 
     def get_dependency(self, worker_ctx):
         writer = OutboxWriter(self, worker_ctx)
