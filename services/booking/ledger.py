@@ -253,6 +253,9 @@ def list_for(session, tourist_id, limit, offset):
 
 # -- credential records -----------------------------------------------------
 
+_RECORD_SCHEMA = CredentialRecordSchema()  # built once (see schemas.KIND_SCHEMAS)
+
+
 def record_of(row, people):
     hotel = row.kind == "hotel_stay"
     record = {
@@ -271,7 +274,7 @@ def record_of(row, people):
         "id_hashes": [p.id_hash for p in people],
         "status": rules.credential_status(row.status),
     }
-    return CredentialRecordSchema().load(record)
+    return _RECORD_SCHEMA.load(record)
 
 
 def credential_record(session, booking_id):
