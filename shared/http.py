@@ -160,6 +160,8 @@ class ApiEntrypoint(HttpRequestHandler):
             method=method, path=url, summary=summary, auth=auth, body=body,
             query=query, responses=responses or {}, errors=tuple(errors), tag=tag)
         openapi.register(self.spec)
+        # an ApiError is an answer, not a fault: nameko logs it as expected
+        kwargs.setdefault("expected_exceptions", ApiError)
         super().__init__(method, url, **kwargs)
 
     def setup(self):
