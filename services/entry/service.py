@@ -56,9 +56,9 @@ class EntryService(platform.PlatformEndpoints):
     venues = VenueReader()
     counters = EntryRedis()
     store = Database("entry", models.metadata, EntryStore)
-    # one relay cycle per 50 ms at most under load (events are not on the
-    # gate's critical path; the scan row is already committed)
-    outbox = Outbox("entry", models.outbox, coalesce_seconds=0.05)
+    # the default 5 ms coalescing: 50 ms made event delivery bursty and the
+    # gate's latency at 500/s worse on a shared 2-core machine (docs/entry.md)
+    outbox = Outbox("entry", models.outbox)
 
     def scanner(self):
         return Scanner(self.config, self.credentials, self.venues, self.counters, self.store,
