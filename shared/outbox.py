@@ -77,14 +77,9 @@ class OutboxWriter:
 class Outbox(DependencyProvider):
     """The outbox of the service whose database schema is `schema`."""
 
-    def __init__(self, schema, table, coalesce_seconds=COALESCE_SECONDS):
-        """`coalesce_seconds`: how long a woken relay waits for more commits
-        before it publishes; a service committing hundreds of events a
-        second (entry's gates) trades a few more milliseconds of event
-        latency for fewer claim/mark cycles per event."""
+    def __init__(self, schema, table):
         self.schema = schema
         self.table = table
-        self.coalesce_seconds = coalesce_seconds
         self._wake = Event()
 
     def setup(self):
@@ -197,7 +192,7 @@ class Outbox(DependencyProvider):
                 if self._wake.ready():
                     # let the other workers of a burst commit too: one relay
                     # cycle then carries many events instead of one
-                    eventlet.sleep(self.coalesce_seconds)
+                    eventlet.sleep(COALESCE_SECONDS)
                     self._wake.reset()
                 while self.publish_pending() == BATCH:
                     pass

@@ -31,7 +31,7 @@ from shared.database import create_schema, engine_for
 from shared.devices import key_hash
 from services.booking import catalogue
 from services.booking.models import (SCHEMA, devices, hotels, metadata, outbox, room_nights,
-                                     room_types, venues)
+                                     venues)
 
 NAMESPACE = uuid.UUID("5b0a7c1e-2f4d-4c8e-9a51-0d1c9e6a7b33")
 

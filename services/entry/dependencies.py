@@ -12,7 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 from shared import events
 from shared.cacheaside import CacheAsideReader
 from shared.database import Store
-from shared.errors import ApiError
 from shared.redis import RedisDependency
 
 from services.entry import recorder
