@@ -1,14 +1,11 @@
 """The entry service: gate scans, annulment, live occupancy, and reactions to
 cancelled bookings. Entrypoints are thin; the scan itself is in scanning.py."""
-import functools
 import hmac
 import logging
 import re
 
 from marshmallow import EXCLUDE, ValidationError
 from nameko.dependency_providers import Config
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 
 from shared import events, platform  # module import: `nameko run` must see one service here
 from shared.config import setting
@@ -28,21 +25,6 @@ from services.entry.schemas import (AnnulResultSchema, BlockResultSchema, Occupa
 
 log = logging.getLogger(__name__)
 TOKEN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-
-
-def dependencies_down(fn):
-    """Redis or PostgreSQL failing is a 503 the gate can retry, not a 500."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except RedisError as exc:
-            log.warning("redis unavailable: %s", type(exc).__name__)
-            raise ApiError("unavailable", "gate state unavailable; scan again")
-        except DBAPIError as exc:
-            log.warning("database unavailable: %s", type(exc).__name__)
-            raise ApiError("unavailable", "entry record unavailable; scan again")
-    return wrapper
 
 
 class EntryService(platform.PlatformEndpoints):
@@ -72,7 +54,6 @@ class EntryService(platform.PlatformEndpoints):
     @api("POST", "/v1/scans", summary="A gate scan: admit or deny, with a reason",
          auth="device", body=ScanSchema, responses={200: ScanResultSchema},
          errors=("forbidden", "unavailable"), tag="entry")
-    @dependencies_down
     def scan(self, request):
         gate = self.devices.authenticate(request, kinds=("gate",))
         return self.scanner().scan(gate, body(request))
@@ -81,7 +62,6 @@ class EntryService(platform.PlatformEndpoints):
          summary="Undo an admission the turnstile did not complete (same gate, 15 minutes)",
          auth="device", responses={200: AnnulResultSchema},
          errors=("forbidden", "not_found", "annul_refused", "unavailable"), tag="entry")
-    @dependencies_down
     def annul(self, request, nonce):
         gate = self.devices.authenticate(request, kinds=("gate",))
         if not TOKEN.match(nonce):
@@ -91,7 +71,6 @@ class EntryService(platform.PlatformEndpoints):
     @api("GET", "/v1/venues/<venue_id>/occupancy", summary="Live occupancy of a venue",
          auth="admin", responses={200: OccupancySchema}, errors=("not_found", "unavailable"),
          tag="entry")
-    @dependencies_down
     def occupancy(self, request, venue_id):
         self.require_admin(request)
         if not TOKEN.match(venue_id):
@@ -101,7 +80,6 @@ class EntryService(platform.PlatformEndpoints):
     @api("POST", "/v1/credentials/<credential_id>/block",
          summary="Block a ticket at every gate (operator)", auth="admin",
          responses={200: BlockResultSchema}, errors=("not_found", "unavailable"), tag="entry")
-    @dependencies_down
     def block(self, request, credential_id):
         self.require_admin(request)
         if not TOKEN.match(credential_id):
