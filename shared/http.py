@@ -56,6 +56,7 @@ class _Listener:
         self.sock = None
         self.gt = None
         self.url_map = Map()
+        self.exact = {}
 
     def attach(self, server):
         self.servers.append(server)
@@ -80,7 +81,7 @@ class _Listener:
             _listeners.pop(self.address, None)
 
     def _rebuild(self):
-        url_map, seen = Map(), set()
+        url_map, seen, exact = Map(), set(), {}
         for server in self.servers:
             for provider in server.providers:
                 key = (provider.url, provider.method)
@@ -90,7 +91,9 @@ class _Listener:
                 rule = provider.get_url_rule()
                 rule.endpoint = provider
                 url_map.add(rule)
-        self.url_map = url_map
+                if "<" not in provider.url:  # a fixed path: no need for werkzeug's matcher
+                    exact[(provider.method, provider.url)] = provider
+        self.url_map, self.exact = url_map, exact
 
     def _accept(self):
         while True:
@@ -106,9 +109,12 @@ class _Listener:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
-        adapter = self.url_map.bind_to_environ(environ)
+        fixed = self.exact.get((environ["REQUEST_METHOD"], environ.get("PATH_INFO")))
         try:
-            provider, values = adapter.match()
+            if fixed is not None:  # most requests (scans, check-ins) take this path
+                provider, values = fixed, {}
+            else:
+                provider, values = self.url_map.bind_to_environ(environ).match()
         except NotFound:
             response = error_response(ApiError("not_found", "no such route"))
         except MethodNotAllowed:
