@@ -38,9 +38,11 @@ function init(args)
   i = 0
 end
 
+-- each thread takes every THREADS-th line from its own offset: threads that
+-- all walked the list from the top would send every scan THREADS times
 function request()
+  local r = reqs[((i * THREADS + tid - 1) % n) + 1]
   i = i + 1
-  local r = reqs[(i % n) + 1]
   local body = nil
   if r.body ~= "" then
     body = r.body:gsub("@NONCE@", "w" .. tid .. "-" .. i .. "-" .. RUNID)
@@ -76,7 +78,7 @@ def run(base, lines, connections=16, threads=2, duration=10, run_id="0", timeout
             f.write("\n".join(lines) + "\n")
         script = os.path.join(tmp, "script.lua")
         with open(script, "w") as f:
-            f.write('RUNID = "%s"\n' % run_id + SCRIPT)
+            f.write('RUNID = "%s"\nTHREADS = %d\n' % (run_id, threads) + SCRIPT)
         out = subprocess.run(
             ["wrk", "-t%d" % threads, "-c%d" % connections, "-d%ds" % duration,
              "--timeout", "%ds" % timeout_s, "-s", script, base, "--", data],
