@@ -3,6 +3,8 @@
 A service class inherits `PlatformEndpoints`. When one process runs several
 services, the first registered copy of each route answers (shared.http).
 """
+import gc
+
 from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
 from werkzeug.wrappers import Response
@@ -27,9 +29,33 @@ class AmqpConsumers(DependencyProvider):
                 raise ConnectionError("RabbitMQ consumers are not connected yet")
 
 
+class FrozenStartupHeap(DependencyProvider):
+    """Moves everything allocated while the service started (modules, schemas,
+    SQLAlchemy metadata: ~100k objects) out of the garbage collector's reach.
+    Otherwise every full collection walks them all: a ~50 ms pause of every
+    request in the process, every few seconds under load, which is the p99
+    of a gate. Runtime objects are still collected as usual."""
+
+    def start(self):
+        gc.collect()
+        gc.freeze()
+
+    def stop(self):
+        # a process that starts containers again and again (the tests) must
+        # not keep its earlier containers' cycles beyond the collector's reach
+        gc.unfreeze()
+
+    def kill(self):
+        gc.unfreeze()
+
+    def get_dependency(self, worker_ctx):
+        return None
+
+
 class PlatformEndpoints:
     request_id = RequestContext()
     amqp = AmqpConsumers()
+    heap = FrozenStartupHeap()
 
     @api("GET", "/health/live", summary="The process is up", tag="platform")
     def health_live(self, request):
