@@ -8,16 +8,24 @@ consumers record `event_id` in the same transaction as their effect
 SUBSCRIPTIONS lists every handler queue. The publishing service declares these
 queues before it publishes anything, so an event sent while a consumer is not
 yet (or no longer) running waits in its queue instead of being dropped.
+
+On the wire a message is a frame of consecutive events of one type
+(`{"frame": 1, "events": [...], "request_ids": [...]}`, built by the outbox
+relay) or, from an older publisher, a single event. `handler` accepts both.
 """
+import contextlib
 import datetime
+import functools
 import uuid
 
 from kombu import Queue
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 from nameko.events import event_handler as nameko_event_handler
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Column, DateTime, String, Table, func
 from sqlalchemy.dialects.postgresql import insert
+
+from shared import logs
 
 # event types, by source service
 BOOKING_CONFIRMED = "booking.confirmed"
@@ -63,14 +71,73 @@ def subscription_queues(source, config):
             for sub in SUBSCRIPTIONS if sub[0] == source]
 
 
-def handler(source, event_type):
-    """An event handler that is listed in SUBSCRIPTIONS. A failing handler's
-    message goes back to the queue (requeue) instead of being dropped."""
+class Frame(list):
+    """The event payloads of one message, in order; `request_ids[i]` is the
+    request id of event i (None when it had none)."""
+
+    def __init__(self, payloads, request_ids):
+        super().__init__(payloads)
+        self.request_ids = request_ids
+
+
+def frame_events(body):
+    """The events a message carries: a frame's events, or a legacy single
+    event (whatever it is: a malformed one is the handler's to drop)."""
+    if isinstance(body, dict) and body.get("frame") == 1 and isinstance(body.get("events"), list):
+        payloads = body["events"]
+        request_ids = body.get("request_ids")
+        if not isinstance(request_ids, list) or len(request_ids) != len(payloads):
+            request_ids = [None] * len(payloads)
+        return Frame(payloads, request_ids)
+    return Frame([body], [None])
+
+
+def _log_request_id(request_id):
+    # where shared.logs.RequestContext puts the worker's request id: a frame
+    # carries many requests' events, each logged under its own
+    logs._local.request_id = request_id
+
+
+@contextlib.contextmanager
+def logged_as(request_id):
+    """Log lines inside carry `request_id` (a batch handler's per-event lines)."""
+    worker_request_id = logs.current_request_id()
+    _log_request_id(request_id or worker_request_id)
+    try:
+        yield
+    finally:
+        _log_request_id(worker_request_id)
+
+
+def handler(source, event_type, batch=False):
+    """An event handler that is listed in SUBSCRIPTIONS, called once per event
+    of a message, in order, with the log request id of that event; with
+    `batch=True`, once per message with its Frame (a list of payloads).
+
+    A failing call sends the whole message back to the queue (requeue) instead
+    of dropping it; events of it already handled come again, which their
+    handlers absorb (first_delivery)."""
     def decorate(fn):
         if not any(s[0] == source and s[1] == event_type and s[3] == fn.__name__
                    for s in SUBSCRIPTIONS):
             raise RuntimeError("%s is not in shared.events.SUBSCRIPTIONS" % fn.__name__)
-        return nameko_event_handler(source, event_type, requeue_on_error=True)(fn)
+
+        if batch:
+            @functools.wraps(fn)
+            def consume(self, body):
+                return fn(self, frame_events(body))
+        else:
+            @functools.wraps(fn)
+            def consume(self, body):
+                frame = frame_events(body)
+                worker_request_id = logs.current_request_id()
+                try:
+                    for payload, request_id in zip(frame, frame.request_ids):
+                        _log_request_id(request_id or worker_request_id)
+                        fn(self, payload)
+                finally:
+                    _log_request_id(worker_request_id)
+        return nameko_event_handler(source, event_type, requeue_on_error=True)(consume)
     return decorate
 
 
@@ -78,7 +145,8 @@ def handler(source, event_type):
 
 class EventSchema(Schema):
     version = fields.Integer(required=True)
-    event_id = fields.String(required=True)
+    # consumers key processed_events (64 characters) by it
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     occurred_at = fields.String(required=True)
 
 
@@ -167,20 +235,28 @@ def _validator(event_type):
     return schema
 
 
-def envelope(event_type, payload):
-    """Payload plus version, event id and time, validated against its schema."""
+def envelope(event_type, payload, validate=True):
+    """Payload plus version, event id and time, validated against its schema.
+    `validate=False`: for a hot producer whose payload shape a contract test
+    pins (the consumers still load every event against its schema)."""
     body = dict(payload, version=1, event_id=uuid.uuid4().hex,
                 occurred_at=datetime.datetime.now(datetime.timezone.utc).isoformat())
-    errors = _validator(event_type).validate(body)
-    if errors:
-        raise ValueError("invalid %s payload: %s" % (event_type, errors))
+    if validate:
+        errors = _validator(event_type).validate(body)
+        if errors:
+            raise ValueError("invalid %s payload: %s" % (event_type, errors))
     return body
+
+
+_loaders = {}
 
 
 def load(event_type, body):
     """A received payload, checked against its schema (unknown keys kept out)."""
-    from marshmallow import EXCLUDE
-    return PAYLOADS[event_type](unknown=EXCLUDE).load(body)
+    schema = _loaders.get(event_type)
+    if schema is None:  # one instance per event type, as for _validator
+        schema = _loaders[event_type] = PAYLOADS[event_type](unknown=EXCLUDE)
+    return schema.load(body)
 
 
 # -- idempotent consumers ---------------------------------------------------

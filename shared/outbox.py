@@ -12,17 +12,27 @@ A batch goes out on one long-lived channel in AMQP transaction mode: every
 message of the batch, then one tx.commit that returns once the broker has
 taken them all (as a confirm per message did, at one round trip per batch
 instead of per event). Rows are marked published only after the commit.
+
+Events travel in frames: each run of consecutive rows of one event type in a
+batch is one AMQP message (routing key = the event type, so queue bindings
+are those of single events), body `{"frame": 1, "events": [...],
+"request_ids": [...]}` (shared.events.frame_events reads it). The payloads
+are read as JSON text and joined into the body as they are: the relay never
+parses or re-serialises an event, and the broker routes one message per run
+instead of one per event.
 """
 import logging
 import time
+from json.encoder import encode_basestring
 
+import amqp
 import eventlet
 from eventlet.event import Event
-from kombu import Connection, Producer
+from kombu import Connection
 from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import (BigInteger, Column, DateTime, Identity, Index, String, Table,
-                        func, select, text, update)
+                        func, select, text)
 from sqlalchemy.dialects.postgresql import JSONB
 
 from shared import events, metrics
@@ -33,6 +43,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
 BATCH = 200
+FRAME_EVENTS = 200   # events per AMQP message at most
 COALESCE_SECONDS = 0.005
 PUBLISH_TIMEOUT_SECONDS = 10.0
 HOUSEKEEPING_SECONDS = 10.0
@@ -81,6 +92,12 @@ class Outbox(DependencyProvider):
         self.schema = schema
         self.table = table
         self._wake = Event()
+        # the payload as the JSON text PostgreSQL stores: never parsed here
+        self._claim = text("""
+SELECT id, event_type, CAST(payload AS text), request_id FROM %s
+WHERE published_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED""" % table.name)
+        self._mark_published = text(
+            "UPDATE %s SET published_at = now() WHERE id = ANY(:ids)" % table.name)
 
     def setup(self):
         config = self.container.config
@@ -88,7 +105,7 @@ class Outbox(DependencyProvider):
         self.engine = engine_for(setting(config, "DATABASE_URL"), self.schema)
         self.exchange = get_event_exchange(self.service, config)
         self.amqp_uri = setting(config, "AMQP_URI")
-        self._connection = self._producer = None
+        self._connection = self._channel = None
         self._declare_queues(config)
         self._running = False
 
@@ -120,22 +137,21 @@ class Outbox(DependencyProvider):
         self._disconnect()
 
     # -- publishing (only the relay green thread uses the channel) ----------
-    def _channel_producer(self):
-        if self._producer is None:
+    def _open_channel(self):
+        if self._channel is None:
             connection = Connection(self.amqp_uri, connect_timeout=5)
             try:
                 channel = connection.channel()
                 channel.tx_select()
-                # declares (a bound copy of) the exchange on this channel
-                producer = Producer(channel, exchange=self.exchange, serializer="json")
+                self.exchange(channel).declare()
             except Exception:
                 connection.release()
                 raise
-            self._connection, self._producer = connection, producer
-        return self._producer
+            self._connection, self._channel = connection, channel
+        return self._channel
 
     def _disconnect(self):
-        connection, self._connection, self._producer = self._connection, None, None
+        connection, self._connection, self._channel = self._connection, None, None
         if connection is not None:
             try:
                 with eventlet.Timeout(2.0, TimeoutError("close timed out")):
@@ -146,24 +162,29 @@ class Outbox(DependencyProvider):
                 except Exception:  # noqa: BLE001
                     pass
 
-    def _publish_batch(self, rows):
-        """Publish `rows` and return once the broker holds every one of them."""
+    def _publish_batch(self, messages):
+        """Publish `frames` and return once the broker holds every one of them."""
         try:
             # a half-dead TCP connection must not hang the relay on tx.commit
             with eventlet.Timeout(PUBLISH_TIMEOUT_SECONDS,
                                   TimeoutError("outbox publish timed out")):
-                self._publish_rows(rows)
+                self._publish_frames(messages)
         except Exception:
             self._disconnect()  # a fresh connection next time; the rows stay unpublished
             raise
 
-    def _publish_rows(self, rows):
-        producer = self._channel_producer()
-        for row in rows:
-            headers = {"nameko.request_id": row.request_id} if row.request_id else {}
-            producer.publish(row.payload, routing_key=row.event_type, headers=headers,
-                             delivery_mode=2, retry=False)
-        producer.channel.tx_commit()
+    def _publish_frames(self, messages):
+        channel = self._open_channel()
+        exchange = self.exchange.name
+        for event_type, body, request_id in messages:
+            # straight to py-amqp: the body is already JSON, and kombu's
+            # Producer.publish would cost more than the frame itself
+            headers = {"nameko.request_id": request_id} if request_id else None
+            channel.basic_publish(
+                amqp.Message(body, content_type="application/json", content_encoding="utf-8",
+                             delivery_mode=2, application_headers=headers),
+                exchange=exchange, routing_key=event_type)
+        channel.tx_commit()
 
     def get_dependency(self, worker_ctx):
         writer = OutboxWriter(self, worker_ctx)
@@ -205,16 +226,11 @@ class Outbox(DependencyProvider):
 
     def publish_pending(self):
         """Publish one batch; returns how many rows went out."""
-        t = self.table
         with self.engine.begin() as conn:
-            rows = conn.execute(
-                select(t.c.id, t.c.event_type, t.c.payload, t.c.request_id)
-                .where(t.c.published_at.is_(None)).order_by(t.c.id).limit(BATCH)
-                .with_for_update(skip_locked=True)).all()
+            rows = conn.execute(self._claim, {"limit": BATCH}).all()
             if rows:
-                self._publish_batch(rows)
-                conn.execute(update(t).where(t.c.id.in_([r.id for r in rows]))
-                             .values(published_at=func.now()))
+                self._publish_batch(frames(rows))
+                conn.execute(self._mark_published, {"ids": [r[0] for r in rows]})
         return len(rows)
 
     def housekeeping(self):
@@ -226,3 +242,27 @@ class Outbox(DependencyProvider):
             conn.execute(t.delete().where(
                 t.c.published_at < func.now() - text("interval '%d hours'" % RETENTION_HOURS)))
         metrics.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+
+
+def frames(rows):
+    """(event_type, body bytes, request_id or None) per run of consecutive
+    rows of one event type, at most FRAME_EVENTS events each, in row order.
+    `rows`: (id, event_type, payload JSON text, request_id). The request id
+    header is set when every event of the frame carries the same one."""
+    out = []
+    start, n = 0, len(rows)
+    while start < n:
+        event_type = rows[start][1]
+        end = start + 1
+        while end < n and end - start < FRAME_EVENTS and rows[end][1] == event_type:
+            end += 1
+        run = rows[start:end]
+        request_ids = [r[3] for r in run]
+        body = '{"frame":1,"events":[%s],"request_ids":[%s]}' % (
+            ",".join([r[2] for r in run]),
+            ",".join(["null" if rid is None else encode_basestring(rid) for rid in request_ids]))
+        first = request_ids[0]
+        shared = first if first and request_ids.count(first) == len(request_ids) else None
+        out.append((event_type, body.encode(), shared))
+        start = end
+    return out

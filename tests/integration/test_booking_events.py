@@ -15,10 +15,11 @@ ENTRY_CONFIRMED = events.queue_name("booking", events.BOOKING_CONFIRMED, "entry"
 
 
 def take(config, queue):
-    """One message from a queue, or None."""
+    """The first event of one message from a queue (a frame or a single
+    event), or None."""
     with Connection(config["AMQP_URI"]) as conn:
         message = conn.default_channel.basic_get(queue=queue, no_ack=True)
-    return json.loads(message.body) if message else None
+    return events.frame_events(json.loads(message.body))[0] if message else None
 
 
 class EntryStandIn:

@@ -113,9 +113,11 @@ def hotel(config, checkin_api):
 
 
 def queued_events(config, queue_name):
-    """Take every message waiting in `queue_name` (a subscriber's queue)."""
+    """Take every event waiting in `queue_name` (a subscriber's queue), the
+    events of each frame in order."""
     import json
     from kombu import Connection
+    from shared.events import frame_events
     bodies = []
     with Connection(config["AMQP_URI"]) as conn:
         channel = conn.channel()
@@ -123,7 +125,7 @@ def queued_events(config, queue_name):
             message = channel.basic_get(queue_name, no_ack=True)
             if message is None:
                 return bodies
-            bodies.append(json.loads(message.body))
+            bodies.extend(frame_events(json.loads(message.body)))
 
 
 def wait_for_event(config, queue_name, match, timeout=10.0):
