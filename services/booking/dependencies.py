@@ -110,10 +110,11 @@ class BookingStore(Store):
         with self.session() as s:
             return ledger.find_credential(s, **criteria)
 
-    def apply_fact(self, fact, event_id, consumer, booking_id):
-        """A gate or desk fact: one statement, no ORM session."""
+    def apply_facts(self, fact, consumer, bookings_by_event):
+        """Gate or desk facts of one kind ({event_id: booking_id}): one
+        statement, no ORM session."""
         with self.engine.begin() as conn:
-            return ledger.apply_fact(conn, fact, event_id, consumer, booking_id)
+            return ledger.apply_facts(conn, fact, consumer, bookings_by_event)
 
     # -- catalogue (admin) --
     def add_hotel(self, spec, outbox):

@@ -311,11 +311,15 @@ def find_credential(session, code=None, target_type=None, target_id=None, day=No
 
 # -- facts reported by gates and desks --------------------------------------
 #
-# One statement per event, on a plain connection (no ORM session): record the
-# first delivery and move the booking in the same statement. The UPDATE takes
-# the row lock and re-checks its WHERE after a concurrent change, so no SELECT
-# FOR UPDATE round trip is needed. The transitions are generated from the
-# rules in rules.py (every status through the rule), not written twice.
+# One statement per fact kind per frame of events, on a plain connection (no
+# ORM session): record the first delivery of every event and move the
+# bookings in the same statement, so a redelivered frame changes nothing. The
+# events of one booking are counted first (UPDATE ... FROM touches a row once:
+# a party ticket admitted twice in one frame must count two entries). Rows
+# are locked in booking_id order, so two frames sharing bookings cannot
+# deadlock; the lock re-checks the row after a concurrent change, so no
+# separate SELECT round trip. The transitions are generated from the rules in
+# rules.py (every status through the rule), not written twice.
 
 STATUSES = ("confirmed", "cancelled", "in_house", "departed", "used")
 
@@ -326,39 +330,85 @@ def transition_sql(rule):
     return "CASE status %s ELSE status END" % moves if moves else "status"
 
 
+def settled(rule):
+    """`rule`, after checking that applying it again moves nothing: the frame
+    statement applies a status rule once for n events of one booking."""
+    for s in STATUSES:
+        once = rule(s) or s
+        if (rule(once) or once) != once:
+            raise AssertionError("%s moves %s twice: a frame cannot apply it once"
+                                 % (rule, s))
+    return rule
+
+
+def then(first, second):
+    """The status after `first` and then `second`."""
+    return lambda s: second(first(s) or s) or first(s)
+
+
 def _fact(kind, assignments, where=""):
+    """`assignments` may use `fact.n`: this frame's first-delivered events of
+    the booking."""
     return text("""
-WITH first AS (
-    INSERT INTO processed_events (event_id, consumer) VALUES (:event_id, :consumer)
+WITH given AS (
+    SELECT * FROM unnest(CAST(:event_ids AS text[]), CAST(:booking_ids AS text[]))
+        AS g(event_id, booking_id)
+), first AS (
+    INSERT INTO processed_events (event_id, consumer)
+    SELECT event_id, :consumer FROM given
     ON CONFLICT DO NOTHING RETURNING event_id
+), fact AS (
+    SELECT b.booking_id, c.n FROM bookings b JOIN (
+        SELECT given.booking_id, count(*) AS n FROM given JOIN first USING (event_id)
+        GROUP BY given.booking_id) c USING (booking_id)
+    WHERE b.kind = '%s' %s
+    ORDER BY b.booking_id FOR UPDATE OF b
 )
 UPDATE bookings SET %s, updated_at = now()
-WHERE booking_id = :booking_id AND kind = '%s' %s AND EXISTS (SELECT 1 FROM first)
-RETURNING status""" % (assignments, kind, where))
+FROM fact WHERE bookings.booking_id = fact.booking_id
+RETURNING bookings.booking_id, bookings.status""" % (kind, where, assignments))
 
 
 def _moving(rule):
     """Only bookings the rule moves are touched (the rest: no write)."""
-    return "AND status IN (%s)" % ", ".join("'%s'" % s for s in STATUSES if rule(s))
+    return "AND b.status IN (%s)" % ", ".join("'%s'" % s for s in STATUSES if rule(s))
 
+
+# rules.after_annulment(status, entries_left): entries_left after an annulment.
+# With n annulments of a booking that had `entries`, the k-th leaves
+# entries - k: none reaches 0 (n < entries), the last does, or all do.
+_ANNUL_LEFT = settled(lambda s: rules.after_annulment(s, 1))
+_ANNUL_LAST = settled(lambda s: rules.after_annulment(s, 0))
 
 FACTS = {
-    "admitted": _fact("venue_ticket", "entries = entries + 1, status = %s"
-                      % transition_sql(rules.after_admission)),
-    # rules.after_annulment(status, entries_left): entries_left after this annulment
-    "annulled": _fact("venue_ticket", "entries = greatest(0, entries - 1), status = CASE "
-                      "WHEN entries - 1 <= 0 THEN %s ELSE %s END" % (
-                          transition_sql(lambda s: rules.after_annulment(s, 0)),
-                          transition_sql(lambda s: rules.after_annulment(s, 1)))),
-    "checked_in": _fact("hotel_stay", "status = %s" % transition_sql(rules.after_checkin),
+    "admitted": _fact("venue_ticket", "entries = entries + fact.n, status = %s"
+                      % transition_sql(settled(rules.after_admission))),
+    "annulled": _fact("venue_ticket", "entries = greatest(0, entries - fact.n), status = CASE "
+                      "WHEN entries - fact.n > 0 THEN %s WHEN entries - 1 > 0 THEN %s "
+                      "ELSE %s END" % (transition_sql(_ANNUL_LEFT),
+                                       transition_sql(then(_ANNUL_LEFT, _ANNUL_LAST)),
+                                       transition_sql(_ANNUL_LAST))),
+    "checked_in": _fact("hotel_stay", "status = %s"
+                        % transition_sql(settled(rules.after_checkin)),
                         _moving(rules.after_checkin)),
-    "checked_out": _fact("hotel_stay", "status = %s" % transition_sql(rules.after_checkout),
+    "checked_out": _fact("hotel_stay", "status = %s"
+                         % transition_sql(settled(rules.after_checkout)),
                          _moving(rules.after_checkout)),
 }
 
 
+def apply_facts(conn, fact, consumer, bookings_by_event):
+    """Apply one kind of gate or desk fact for many events at once, each once
+    per event id. `bookings_by_event`: {event_id: booking_id}. Returns
+    {booking_id: new status} of the bookings it moved (not repeats, other
+    kinds of booking, or bookings the fact leaves alone)."""
+    if not bookings_by_event:
+        return {}
+    return dict(conn.execute(FACTS[fact], {
+        "event_ids": list(bookings_by_event), "booking_ids": list(bookings_by_event.values()),
+        "consumer": consumer}).all())
+
+
 def apply_fact(conn, fact, event_id, consumer, booking_id):
-    """Apply a gate or desk fact once per event; returns the booking's new
-    status, or None (a repeat, another kind of booking, or nothing to move)."""
-    return conn.execute(FACTS[fact], {"event_id": event_id, "consumer": consumer,
-                                      "booking_id": booking_id}).scalar()
+    """One event's fact; returns the booking's new status, or None."""
+    return apply_facts(conn, fact, consumer, {event_id: booking_id}).get(booking_id)

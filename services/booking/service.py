@@ -225,35 +225,39 @@ class BookingService(platform.PlatformEndpoints):
         entry_policy, one_per_id, slots} or None (entry's venue reader)."""
         return self.store.venue(venue_id)
 
-    # -- facts from gates and desks (idempotent: first delivery recorded in
-    # the same statement that applies the fact, ledger.apply_fact) --
-    def _apply(self, event_type, payload, method, fact):
-        """A malformed event is dropped with a log line: requeueing it would
-        loop forever."""
-        try:
-            data = events.load(event_type, payload)
-        except (ValidationError, TypeError):
-            log.warning("dropped a malformed %s event", event_type)
-            return
-        if data.get("booking_id"):
-            self.store.apply_fact(fact, data["event_id"], "booking." + method,
-                                  data["booking_id"])
+    # -- facts from gates and desks: a frame of events in one statement per
+    # fact kind, each event once (first delivery recorded in that statement,
+    # ledger.apply_facts) --
+    def _apply(self, event_type, frame, method, fact):
+        """A malformed event is dropped with a log line, and the rest of its
+        frame applied: requeueing it would loop forever."""
+        bookings_by_event = {}
+        for payload, request_id in zip(frame, frame.request_ids):
+            try:
+                data = events.load(event_type, payload)
+            except (ValidationError, TypeError):
+                with events.logged_as(request_id):
+                    log.warning("dropped a malformed %s event", event_type)
+                continue
+            if data.get("booking_id"):
+                bookings_by_event.setdefault(data["event_id"], data["booking_id"])
+        self.store.apply_facts(fact, "booking." + method, bookings_by_event)
 
-    @events.handler("entry", events.ENTRY_ADMITTED)
-    def on_entry_admitted(self, payload):
-        self._apply(events.ENTRY_ADMITTED, payload, "on_entry_admitted", "admitted")
+    @events.handler("entry", events.ENTRY_ADMITTED, batch=True)
+    def on_entry_admitted(self, frame):
+        self._apply(events.ENTRY_ADMITTED, frame, "on_entry_admitted", "admitted")
 
-    @events.handler("entry", events.ENTRY_ANNULLED)
-    def on_entry_annulled(self, payload):
-        self._apply(events.ENTRY_ANNULLED, payload, "on_entry_annulled", "annulled")
+    @events.handler("entry", events.ENTRY_ANNULLED, batch=True)
+    def on_entry_annulled(self, frame):
+        self._apply(events.ENTRY_ANNULLED, frame, "on_entry_annulled", "annulled")
 
-    @events.handler("checkin", events.CHECKIN_COMPLETED)
-    def on_checkin_completed(self, payload):
-        self._apply(events.CHECKIN_COMPLETED, payload, "on_checkin_completed", "checked_in")
+    @events.handler("checkin", events.CHECKIN_COMPLETED, batch=True)
+    def on_checkin_completed(self, frame):
+        self._apply(events.CHECKIN_COMPLETED, frame, "on_checkin_completed", "checked_in")
 
-    @events.handler("checkin", events.CHECKIN_CHECKED_OUT)
-    def on_checked_out(self, payload):
-        self._apply(events.CHECKIN_CHECKED_OUT, payload, "on_checked_out", "checked_out")
+    @events.handler("checkin", events.CHECKIN_CHECKED_OUT, batch=True)
+    def on_checked_out(self, frame):
+        self._apply(events.CHECKIN_CHECKED_OUT, frame, "on_checked_out", "checked_out")
 
 
 def _missing(what):
