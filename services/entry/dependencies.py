@@ -71,24 +71,45 @@ class GateCounters:
         self._scan, self._undo = _registered(client)
 
     def keys(self, gate_id, nonce, credential_id, venue_id, day):
+        """The keys undo.lua takes: nonce answer, credential state, venue-day."""
         p = self.prefix + "entry:"
         return [p + "nonce:%s:%s" % (gate_id, nonce), p + "cred:%s" % (credential_id or "-"),
                 p + "occ:%s:%s" % (venue_id, day)]
 
-    def scan(self, keys, static, direction, policy, party, caps, seed=None):
-        """("replay", Answer) | ("miss", None) | ("new", Answer): one round trip."""
-        args = [static, direction, policy, party, caps[0], caps[1], NONCE_TTL, STATE_TTL]
+    def scan(self, gate, nonce, record_key, refusal, moment, venue, seed=None):
+        """One round trip: the record at `record_key` judged and applied.
+
+        `refusal`: a reason already decided without the record (then
+        `record_key` is unused); `moment`: (city date, seconds into that
+        day) to judge validity by; `venue`: the venue record or None.
+        Returns (kind, Answer or None, record text or None), kind one of
+        "norecord" (nothing cached at `record_key`), "miss" (state to seed),
+        "replay", "new"."""
+        venue_id = gate["venue_id"] or ""
+        p = self.prefix + "entry:"
+        venue = venue or {}
+        args = [refusal or "ok", gate.get("direction") or "in",
+                venue.get("entry_policy") or "",
+                int(venue.get("instantaneous_capacity") or 0),
+                int(venue.get("daily_capacity") or 0), NONCE_TTL, STATE_TTL, venue_id,
+                p + "cred:", "1" if venue else "0", moment[0], moment[1]]
         if seed:
             args += ["1", seed["in"], seed["out"], seed["revoked"] or "", seed["inside"],
                      seed["admitted"], "1" if seed["fresh"] else "0"]
         else:
             args.append("0")
-        result = self._scan(keys=keys, args=args)
-        if result[0] == "replay":
-            return "replay", Answer(result[1])
-        if result[0] == "miss":
-            return "miss", None
-        return "new", Answer(result[1], int(result[2]), int(result[3]))
+        result = self._scan(keys=[p + "nonce:%s:%s" % (gate["device_id"], nonce),
+                                  "" if refusal else record_key,
+                                  p + "occ:%s:%s" % (venue_id, moment[0])], args=args)
+        kind = result[0]
+        if kind == "new":
+            return kind, Answer(result[1], int(result[2]), int(result[3])), \
+                result[4] if len(result) > 4 else None
+        if kind == "replay":
+            return kind, Answer(result[1]), result[2] if len(result) > 2 else None
+        if kind == "miss":
+            return kind, None, result[1]
+        return kind, None, None
 
     def undo(self, keys, direction, answer, new_answer="", floor=None):
         """Take back `answer`'s effect; returns (inside_before, inside_after)."""

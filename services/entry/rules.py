@@ -1,10 +1,13 @@
 """Gate decisions as plain functions: (record, gate, state, now) -> Decision.
 
 `check_ticket` is everything decidable from the credential record and the
-clock; `check_state` is what depends on the live counters. At runtime the
-state part runs inside one Redis Lua script (services/entry/gate.lua) so two
-gates cannot both pass it; `check_state` is its reference, kept in step by the
-unit tests, and documents the order in docs/entry.md.
+clock; `check_state` is what depends on the live counters. At runtime both
+run inside one Redis Lua script (services/entry/scan.lua: one round trip, and
+two gates cannot both pass it); these functions are its readable reference,
+kept in step by tests/integration/test_entry_lua.py (the same matrix through
+both), and document the order in docs/entry.md. A refusal's detailed
+explanation (slot opens at..., the ticket is for <date>) still comes from
+`check_ticket`.
 """
 import datetime
 from collections import namedtuple
