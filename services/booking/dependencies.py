@@ -113,6 +113,8 @@ class BookingStore(Store):
     def apply_facts(self, fact, consumer, bookings_by_event):
         """Gate or desk facts of one kind ({event_id: booking_id}): one
         statement, no ORM session."""
+        if not bookings_by_event:   # all dropped: no transaction to open
+            return {}
         with self.engine.begin() as conn:
             return ledger.apply_facts(conn, fact, consumer, bookings_by_event)
 
