@@ -93,9 +93,8 @@ def frame_events(body):
 
 
 def _log_request_id(request_id):
-    # where shared.logs.RequestContext puts the worker's request id: a frame
-    # carries many requests' events, each logged under its own
-    logs._local.request_id = request_id
+    # a frame carries many requests' events, each logged under its own
+    logs.set_request_id(request_id)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,11 @@ def current_request_id():
     return getattr(_local, "request_id", None)
 
 
+def set_request_id(request_id):
+    """Log lines of this green thread carry `request_id` from now on."""
+    _local.request_id = request_id
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record):
         entry = {
