@@ -6,7 +6,7 @@ import json
 import os
 import time
 
-from sqlalchemy import and_, func, select, text, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from shared import events
@@ -203,8 +203,12 @@ o AS (
   RETURNING id)
 SELECT (SELECT id FROM s), (SELECT count(*) FROM a)
 """
-_record_sql = {n: text(RECORD_SQL % ", ".join("(:t%d, :p%d, :r%d)" % (i, i, i) for i in range(n)))
-               for n in (1, 2)}
+# planned once per connection (recorder.Prepared), one variant per event count
+RECORD_ONE = {n: recorder.Prepared(
+    "entry_scan_one_%d" % n, RECORD_SQL % ", ".join("(:t%d, :p%d, :r%d)" % (i, i, i)
+                                                     for i in range(n)),
+    [(c, recorder.SCAN_TYPES[c]) for c in recorder.SCAN_COLUMNS] + [("admission", "boolean")]
+    + [("%s%d" % (k, i), "text") for i in range(n) for k in "tpr"]) for n in (1, 2)}
 
 
 class EntryStore(Store):
@@ -235,7 +239,7 @@ class EntryStore(Store):
             params.update({"t%d" % i: row["event_type"], "r%d" % i: row["request_id"],
                            "p%d" % i: json.dumps(row["payload"], separators=(",", ":"))})
         with self.engine.begin() as conn:
-            scan_id, admitted = conn.execute(_record_sql[len(rows)], params).one()
+            scan_id, admitted = RECORD_ONE[len(rows)].execute(conn, params).one()
             if scan_id is None:
                 earlier = conn.execute(select(scans).where(and_(
                     scans.c.gate_id == scan["gate_id"], scans.c.nonce == scan["nonce"]))

@@ -2,18 +2,19 @@
 
 Every scan is written before its answer, but concurrent scans share one
 transaction: a writer green thread takes whatever is waiting (up to BATCH),
-writes it with a few multi-row statements and one commit, then wakes each
-waiting request with its own outcome. A lone scan still takes the one-statement
-path. A failed batch fails every scan in it (each request then takes its Redis
+writes it with one statement (prepared once per connection) and one commit,
+then wakes each waiting request with its own outcome. A lone scan still takes
+the one-statement path. A failed batch fails every scan in it (each request then takes its Redis
 side back and answers 503).
 """
 import collections
 import json
 import logging
+import re
 
 import eventlet
 from eventlet.event import Event
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 
 from services.entry.models import admissions, outbox, scans
 
@@ -21,6 +22,37 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 WAIT_SECONDS = 5.0
+
+
+class Prepared:
+    """A statement planned once per database connection: SQL PREPARE on a
+    connection's first use, EXECUTE afterwards (psycopg2 has no
+    protocol-level prepare). Which statements a connection has is kept in the
+    SQLAlchemy connection's `info`, which belongs to the DBAPI connection and
+    is cleared by the pool when it replaces one (reconnect after a failure,
+    recycle), so a new connection prepares again. A prepared statement
+    outlives a rolled-back transaction, so the mark stays true then too.
+
+    `sql` names its parameters `:name`; `params` lists (name, PostgreSQL
+    type) in the order of the prepared statement's $1..$n."""
+
+    def __init__(self, name, sql, params):
+        order = [n for n, _ in params]
+        body = re.sub(r"(?<!:):([a-z_][a-z0-9_]*)",
+                      lambda m: "$%d" % (order.index(m.group(1)) + 1), sql)
+        self.name = name
+        self.prepare_sql = "PREPARE %s (%s) AS %s" % (name, ", ".join(t for _, t in params),
+                                                      body)
+        self.execute_sql = "EXECUTE %s (%s)" % (name, ", ".join("%%(%s)s" % n for n in order))
+
+    def execute(self, conn, params):
+        prepared = conn.info.get("entry_prepared")
+        if prepared is None:
+            prepared = conn.info["entry_prepared"] = set()
+        if self.name not in prepared:
+            conn.exec_driver_sql(self.prepare_sql)
+            prepared.add(self.name)
+        return conn.exec_driver_sql(self.execute_sql, params)
 
 
 class Pending:
@@ -98,7 +130,7 @@ class GroupWriter:
                       ev_request=[row["request_id"] for _, row in events])
         with self.engine.begin() as conn:
             inserted, used = {}, set()
-            for i, scan_id, admitted in conn.execute(BATCH_SQL, params):
+            for i, scan_id, admitted in BATCH_STATEMENT.execute(conn, params):
                 if scan_id is None:   # recorded before: a replay
                     continue
                 p = unique[i]
@@ -147,7 +179,7 @@ SCAN_COLUMNS = ("gate_id", "nonce", "venue_id", "day", "direction", "medium", "c
 # that is new and, for an admission, whose admission row is new too. Rows are
 # inserted in batch order, so of two scans claiming one person the first
 # wins. One row back per scan: (index, scan id or NULL, admission row written).
-BATCH_SQL = text("""
+BATCH_SQL = """
 WITH b AS (
   SELECT * FROM unnest(
     CAST(:gate_id AS text[]), CAST(:nonce AS text[]), CAST(:venue_id AS text[]),
@@ -185,7 +217,15 @@ o AS (
   RETURNING id)
 SELECT CAST(b.n - 1 AS int), s.id, s.id IN (SELECT scan_id FROM a)
 FROM b LEFT JOIN s USING (gate_id, nonce) ORDER BY b.n
-""")
+"""
+SCAN_TYPES = {"gate_id": "text", "nonce": "text", "venue_id": "text", "day": "date",
+              "direction": "text", "medium": "text", "credential_id": "text",
+              "booking_id": "text", "decision": "text", "reason": "text", "person_no": "int",
+              "delta_inside": "int", "delta_admitted": "int", "scanned_at": "timestamptz"}
+BATCH_STATEMENT = Prepared(
+    "entry_scan_batch", BATCH_SQL, [(c, SCAN_TYPES[c] + "[]") for c in SCAN_COLUMNS]
+    + [("ev_i", "int[]"), ("ev_type", "text[]"), ("ev_payload", "text[]"),
+       ("ev_request", "text[]")])
 
 
 _writers = {}  # keyed by the engine itself (never by id(): a disposed engine's id is reused)

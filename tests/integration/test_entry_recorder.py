@@ -89,3 +89,31 @@ def test_concurrent_submissions_share_commits(engine, database_url):
     assert batches and sum(batches) + (40 - sum(batches)) == 40
     assert max(batches) > 1          # at least one commit carried several scans
     assert sql({"DATABASE_URL": database_url}, "SELECT count(*) FROM scans") == [(40,)]
+
+
+def test_statements_are_prepared_once_per_connection_and_again_after_a_reconnect(
+        engine, database_url):
+    config = {"DATABASE_URL": database_url}
+    store = EntryStore(engine)
+    writer = recorder.GroupWriter(engine, store._record_one)
+
+    def prepared():
+        with engine.connect() as conn:   # the pool's one connection, as the writer's
+            return {name for (name,) in conn.exec_driver_sql(
+                "SELECT name FROM pg_prepared_statements")}
+    assert [o[0] for o in writer.write([pending("a1", "c1"), pending("a2", "c2")])] == \
+        ["recorded", "recorded"]
+    assert [o[0] for o in writer.write([pending("a3", "c3"), pending("a1", "c1")])] == \
+        ["recorded", "replay"]                       # EXECUTE on the prepared statement
+    assert store._record_one(pending("a4", "c4"))[0] == "recorded"
+    assert prepared() == {"entry_scan_batch", "entry_scan_one_1"}
+    # the server drops the connection: one failure, then a new connection prepares again
+    sql(config, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with pytest.raises(Exception):
+        writer.write([pending("b1", "c5"), pending("b2", "c6")])
+    assert [o[0] for o in writer.write([pending("b1", "c5"), pending("b2", "c6")])] == \
+        ["recorded", "recorded"]
+    assert store._record_one(pending("b3", "c7"))[0] == "recorded"
+    assert prepared() == {"entry_scan_batch", "entry_scan_one_1"}
+    assert sql(config, "SELECT count(*) FROM scans") == [(7,)]
