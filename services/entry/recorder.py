@@ -8,6 +8,7 @@ the one-statement path. A failed batch fails every scan in it (each request then
 side back and answers 503).
 """
 import collections
+import datetime
 import json
 import logging
 import re
@@ -122,8 +123,10 @@ class GroupWriter:
             first.setdefault((p.scan["gate_id"], p.scan["nonce"]), p)
         unique = list(first.values())
         params = {c: [p.scan[c] for p in unique] for c in SCAN_COLUMNS}
+        for c in UNQUOTED_COLUMNS:
+            params[c] = _array(params[c])
         events = [(i, row) for i, p in enumerate(unique) for row in p.rows]
-        params.update(ev_i=[i for i, _ in events],
+        params.update(ev_i=_array(i for i, _ in events),
                       ev_type=[row["event_type"] for _, row in events],
                       ev_payload=[json.dumps(row["payload"], separators=(",", ":"))
                                   for _, row in events],
@@ -170,6 +173,15 @@ class GroupWriter:
         return outcomes
 
 
+def _array(values):
+    """Dates, timestamps or integers as one PostgreSQL array literal: psycopg2
+    then quotes one string instead of adapting every element (a third of a
+    batch's client time). Such values never need escaping."""
+    return "{%s}" % ",".join("NULL" if v is None else v.isoformat()
+                             if isinstance(v, datetime.date) else "%d" % v for v in values)
+
+
+UNQUOTED_COLUMNS = ("day", "person_no", "delta_inside", "delta_admitted", "scanned_at")
 SCAN_COLUMNS = ("gate_id", "nonce", "venue_id", "day", "direction", "medium", "credential_id",
                 "booking_id", "decision", "reason", "person_no", "delta_inside",
                 "delta_admitted", "scanned_at")

@@ -54,6 +54,11 @@ def test_one_batch_many_outcomes(engine, database_url):
     assert kinds == ["recorded", "recorded", "used", "replay", "recorded", "replay", "used",
                      "recorded"]
     assert outcomes[3][1]["credential_id"] == "c0"       # the first answer, from the record
+    # dates, times and numbers arrive as written (sent as array literals)
+    assert sql(config, "SELECT day, scanned_at, person_no, delta_inside, delta_admitted "
+                       "FROM scans WHERE nonce IN ('n1', 'n6') ORDER BY nonce") == [
+        (DAY, batch[0].scan["scanned_at"], 1, 1, 1),
+        (DAY, batch[7].scan["scanned_at"], None, 0, 0)]
     assert outcomes[5][1]["nonce"] == "n4"
     assert outcomes[2][1] == 1 and outcomes[6][1] == 1   # admissions the database holds
     assert sql(config, "SELECT count(*) FROM admissions") == [(4,)]
