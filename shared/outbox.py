@@ -77,11 +77,13 @@ class OutboxWriter:
         self.added += 1
         return body
 
-    def row(self, event_type, payload):
+    def row(self, event_type, payload, validate=True):
         """The outbox row for an event, for a caller that inserts it inside its
-        own statement (same transaction, one round trip): entry's gate scans."""
+        own statement (same transaction, one round trip): entry's gate scans.
+        `validate`: as events.envelope."""
         self.added += 1
-        return {"event_type": event_type, "payload": events.envelope(event_type, payload),
+        return {"event_type": event_type,
+                "payload": events.envelope(event_type, payload, validate=validate),
                 "request_id": self._request_id}
 
 
