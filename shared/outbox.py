@@ -90,9 +90,10 @@ class OutboxWriter:
 class Outbox(DependencyProvider):
     """The outbox of the service whose database schema is `schema`."""
 
-    def __init__(self, schema, table):
+    def __init__(self, schema, table, coalesce_seconds=COALESCE_SECONDS):
         self.schema = schema
         self.table = table
+        self.coalesce_seconds = coalesce_seconds
         self._wake = Event()
         # the payload as the JSON text PostgreSQL stores: never parsed here
         self._claim = text("""
@@ -215,7 +216,7 @@ WHERE published_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED""" % 
                 if self._wake.ready():
                     # let the other workers of a burst commit too: one relay
                     # cycle then carries many events instead of one
-                    eventlet.sleep(COALESCE_SECONDS)
+                    eventlet.sleep(self.coalesce_seconds)
                     self._wake.reset()
                 while self.publish_pending() == BATCH:
                     pass
