@@ -7,6 +7,7 @@ below. ApiError is registered with nameko so it crosses RPC intact.
 from nameko.exceptions import deserialize_to_instance
 
 STATUS = {
+    "bad_request": 400,
     "bad_json": 400,
     "validation_error": 400,
     "unauthenticated": 401,
@@ -27,9 +28,12 @@ STATUS = {
     "not_in_house": 409,
     "annul_refused": 409,
     "conflict": 409,
+    "length_required": 411,
     "too_large": 413,
+    "uri_too_long": 414,
     "unsupported_media_type": 415,
     "rate_limited": 429,
+    "headers_too_large": 431,
     "internal": 500,
     "unavailable": 503,
 }

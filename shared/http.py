@@ -4,7 +4,8 @@ body limits, request ids, metrics, and one listener per process.
 nameko's own WebServer binds one socket per container; with SO_REUSEPORT
 several services started by one `nameko run` would each get a random share
 of connections and 404 the others' routes. Here every container in a process
-registers its routes with one listener per bind address instead.
+registers its routes with one listener per bind address instead, which
+speaks HTTP/1.1 through shared/httpwire.py rather than eventlet.wsgi.
 """
 import json
 import logging
@@ -15,15 +16,14 @@ from functools import partial
 import eventlet
 import redis
 import sqlalchemy.exc
-from eventlet import wsgi
 from marshmallow import ValidationError
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import HttpOnlyProtocol, WebServer, parse_address
+from nameko.web.server import WebServer, parse_address
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
-from shared import metrics, openapi
+from shared import httpwire, metrics, openapi
 from shared.config import setting
 from shared.errors import ApiError
 
@@ -64,11 +64,9 @@ class _Listener:
         if self.sock is None:
             self.sock = eventlet.listen(self.address)
             self.sock.settimeout(None)
-            self.wsgi = wsgi.Server(
-                self.sock, self.sock.getsockname(), self, protocol=HttpOnlyProtocol,
-                log=logging.getLogger("shared.http.access"), log_output=False,
-                debug=False)  # never a traceback in a response body
             self.gt = eventlet.spawn(self._accept)
+        self.max_body = max(int(setting(s.container.config, "MAX_BODY_BYTES"))
+                            for s in self.servers)
 
     def detach(self, server):
         if server in self.servers:
@@ -96,16 +94,11 @@ class _Listener:
         self.url_map, self.exact = url_map, exact
 
     def _accept(self):
+        host, port = self.sock.getsockname()[:2]
         while True:
             sock, addr = self.sock.accept()
-            sock.settimeout(self.wsgi.socket_timeout)
-            eventlet.spawn(self._serve, sock, addr)
-
-    def _serve(self, sock, addr):
-        try:
-            self.wsgi.process_request([addr, sock, wsgi.STATE_IDLE])
-        except OSError:
-            pass
+            eventlet.spawn(httpwire.serve_connection, sock, addr, self, host, str(port),
+                           self.max_body, _refusal)
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -123,6 +116,11 @@ class _Listener:
             request.path_values = values
             response = provider.handle_request(request)
         return response(environ, start_response)
+
+
+def _refusal(error):
+    response = error_response(error)
+    return response.status, response.headers.to_wsgi_list(), response.get_data()
 
 
 _listeners = {}

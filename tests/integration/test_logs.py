@@ -62,7 +62,12 @@ class LogBack(PlatformEndpoints):
 
     @event_handler("logfront", events.HOTEL_CREATED)
     def on_event(self, payload):
-        logging.getLogger("tests.logback").info("back event %s", payload["name"])
+        # the relay sends frames (shared.events.frame_events); each event is
+        # logged under the request id the frame carries for it
+        frame = events.frame_events(payload)
+        for event, request_id in zip(frame, frame.request_ids):
+            with events.logged_as(request_id):
+                logging.getLogger("tests.logback").info("back event %s", event["name"])
 
     @rpc
     def fail(self, number):
