@@ -15,6 +15,7 @@ from shared.database import Store
 from shared.redis import RedisDependency
 
 from services.entry import recorder
+from services.entry.pipeliner import ScriptPipeliner
 from services.entry.models import admissions, processed_events, revocations, scans
 from services.entry.models import outbox as outbox_rows
 
@@ -35,9 +36,12 @@ _scripts = {}
 
 
 def _registered(client):
-    """Both scripts, registered once per client (EVALSHA, reloaded on NOSCRIPT)."""
+    """Both scripts, registered once per client (EVALSHA, reloaded on NOSCRIPT);
+    scans through one pipeliner per client, so concurrent scans share round
+    trips (pipeliner.py). Undo is rare and goes alone. The entry holds the
+    client, so its id is never reused while the entry exists."""
     if id(client) not in _scripts:
-        _scripts[id(client)] = (client.register_script(SCAN_LUA),
+        _scripts[id(client)] = (ScriptPipeliner(client.register_script(SCAN_LUA)),
                                 client.register_script(UNDO_LUA))
     return _scripts[id(client)]
 
@@ -77,7 +81,8 @@ class GateCounters:
                 p + "occ:%s:%s" % (venue_id, day)]
 
     def scan(self, gate, nonce, record_key, refusal, moment, venue, seed=None):
-        """One round trip: the record at `record_key` judged and applied.
+        """One EVALSHA (shared with concurrent scans): the record at
+        `record_key` judged and applied.
 
         `refusal`: a reason already decided without the record (then
         `record_key` is unused); `moment`: (city date, seconds into that
