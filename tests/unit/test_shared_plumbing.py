@@ -61,3 +61,27 @@ def test_every_subscription_names_a_known_event():
     for source, event_type, consumer, method in events.SUBSCRIPTIONS:
         assert event_type in events.SOURCES[source]
         assert consumer != source
+
+
+def test_a_redis_that_never_answers_fails_a_command_within_about_two_timeouts():
+    """shared.redis.client_for's 0.5 s timeouts bound a command against a
+    Redis that accepts connections but never answers (no retry loop with
+    backoff stretching it to seconds at a gate)."""
+    import socket
+    import time
+
+    import redis
+
+    from shared.redis import client_for
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # accepts connections (the kernel does), never answers
+    try:
+        client = client_for("redis://127.0.0.1:%d/0" % silent.getsockname()[1])
+        started = time.monotonic()
+        with pytest.raises((redis.TimeoutError, redis.ConnectionError)):
+            client.get("x")
+        assert time.monotonic() - started < 2.0
+    finally:
+        silent.close()
