@@ -201,11 +201,12 @@ class Bench:
         if "gate" not in a.phases:
             n_tickets = 0
         plan = []  # (kind, hotel index or None, people)
+        person = _distinct_people()
         for i in range(max(n_stays, n_tickets)):
             if i < n_stays:
-                plan.append(("stay", i % len(self.hotels), [self.people.person()]))
+                plan.append(("stay", i % len(self.hotels), [next(person)]))
             if i < n_tickets:
-                plan.append(("ticket", None, [self.people.person() for _ in range(a.party)]))
+                plan.append(("ticket", None, [next(person) for _ in range(a.party)]))
         self.stays, self.tickets = [], []
         tokens = self.tokens
 
@@ -468,6 +469,18 @@ class Bench:
 
 
 # -- helpers -----------------------------------------------------------------
+
+def _distinct_people():
+    """Visitors and guests, all with different ID numbers: one People stream
+    holds 10,000 distinct numbers, the gate run needs more (a repeated number
+    is refused at booking, limit_exceeded)."""
+    stream = 100
+    while True:
+        source = People(stream=stream)
+        for _ in range(10_000):
+            yield source.person()
+        stream += 1
+
 
 def decisions(base):
     """duoyou_decisions_total counters from a service's /metrics."""
