@@ -16,16 +16,19 @@ relay) or, from an older publisher, a single event. `handler` accepts both.
 import contextlib
 import datetime
 import functools
+import logging
 import uuid
 
 from kombu import Queue
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 from nameko.events import event_handler as nameko_event_handler
 from nameko.standalone.events import get_event_exchange
 from sqlalchemy import Column, DateTime, String, Table, func
 from sqlalchemy.dialects.postgresql import insert
 
 from shared import logs
+
+log = logging.getLogger(__name__)
 
 # event types, by source service
 BOOKING_CONFIRMED = "booking.confirmed"
@@ -115,7 +118,9 @@ def handler(source, event_type, batch=False):
 
     A failing call sends the whole message back to the queue (requeue) instead
     of dropping it; events of it already handled come again, which their
-    handlers absorb (first_delivery)."""
+    handlers absorb (first_delivery). A malformed event (the handler's schema
+    load raises ValidationError or TypeError) is dropped with a log line, one
+    event at a time; a batch handler drops its own."""
     def decorate(fn):
         if not any(s[0] == source and s[1] == event_type and s[3] == fn.__name__
                    for s in SUBSCRIPTIONS):
@@ -133,7 +138,12 @@ def handler(source, event_type, batch=False):
                 try:
                     for payload, request_id in zip(frame, frame.request_ids):
                         _log_request_id(request_id or worker_request_id)
-                        fn(self, payload)
+                        try:
+                            fn(self, payload)
+                        except (ValidationError, TypeError):
+                            # never transient: requeueing would loop on it and
+                            # hold back every event after it in the frame
+                            log.warning("dropped a malformed %s event", event_type)
                 finally:
                     _log_request_id(worker_request_id)
         return nameko_event_handler(source, event_type, requeue_on_error=True)(consume)

@@ -19,7 +19,7 @@ import sqlalchemy.exc
 from marshmallow import ValidationError
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, parse_address
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
@@ -96,7 +96,12 @@ class _Listener:
     def _accept(self):
         host, port = self.sock.getsockname()[:2]
         while True:
-            sock, addr = self.sock.accept()
+            try:
+                sock, addr = self.sock.accept()
+            except OSError as exc:  # e.g. out of file descriptors: keep listening
+                log.warning("accept failed: %s", exc)
+                eventlet.sleep(0.1)
+                continue
             eventlet.spawn(httpwire.serve_connection, sock, addr, self, host, str(port),
                            self.max_body, _refusal)
 
@@ -108,10 +113,12 @@ class _Listener:
                 provider, values = fixed, {}
             else:
                 provider, values = self.url_map.bind_to_environ(environ).match()
-        except NotFound:
-            response = error_response(ApiError("not_found", "no such route"))
         except MethodNotAllowed:
             response = error_response(ApiError("method_not_allowed", "method not allowed"))
+        except HTTPException:
+            # NotFound, and werkzeug's redirects for "//" or a missing
+            # trailing slash: no such route here, never a 500
+            response = error_response(ApiError("not_found", "no such route"))
         else:
             request.path_values = values
             response = provider.handle_request(request)

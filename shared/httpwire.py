@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 MAX_LINE = 8192          # request line and each header line, bytes
 MAX_HEADERS = 100
+MAX_BLANK_LINES = 8
+MAX_LENGTH_DIGITS = 18   # a Content-Length int() can always parse
+DRAIN_BYTES = 1 << 20    # read (and drop) at most this much of a refused request's body
+DRAIN_SECONDS = 1.0
 MAX_HEADER_BYTES = 65536
 IDLE_SECONDS = 75.0      # an idle keep-alive connection (nginx's default upstream keepalive 60 s)
 TOKEN = (b"!#$%&'*+-.^_`|~0123456789"
@@ -67,7 +71,9 @@ def read_line(reader, limit, code, what):
 def read_request(reader, server_name, server_port, remote, max_body, continue_100):
     """The WSGI environ of the next request, or None when the peer closed."""
     line = read_line(reader, MAX_LINE, "uri_too_long", "request line")
-    while line in (b"\r\n", b"\n"):  # RFC 9112 2.2: ignore empty lines before a request
+    for _ in range(MAX_BLANK_LINES):  # RFC 9112 2.2: ignore empty lines before a request
+        if line not in (b"\r\n", b"\n"):
+            break
         line = read_line(reader, MAX_LINE, "uri_too_long", "request line")
     if not line:
         return None
@@ -108,6 +114,9 @@ def read_request(reader, server_name, server_port, remote, max_body, continue_10
         if not colon or not is_token(name):
             # also refuses obsolete line folding and "Name : value" (smuggling vectors)
             raise Refused("bad_request", "malformed header line")
+        if b"_" in name:
+            # as nginx does: "Content_Length" must not pass for Content-Length
+            continue
         key = name.decode("ascii").upper().replace("-", "_")
         value = value.strip(b" \t\r\n").decode("latin-1")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
@@ -125,12 +134,13 @@ def read_request(reader, server_name, server_port, remote, max_body, continue_10
         raise Refused("length_required", "send the body with a Content-Length, not chunked")
     length = environ.get("CONTENT_LENGTH", "")
     if length:
-        if not length.isdigit():
+        if not (length.isascii() and length.isdigit()) or len(length) > MAX_LENGTH_DIGITS:
             raise Refused("bad_request", "Content-Length must be a number")
         size = int(length)
         if size > max_body:
             raise Refused("too_large", "request body exceeds %d bytes" % max_body)
-        if size and environ.get("HTTP_EXPECT", "").lower() == "100-continue":
+        if (size and environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+                and environ.get("HTTP_EXPECT", "").lower() == "100-continue"):
             continue_100()
         body = reader.read(size) if size else b""
         if len(body) != size:
@@ -167,6 +177,23 @@ def response_bytes(status, headers, body, keep, head_only):
     return b"".join(out)
 
 
+def drain(sock):
+    """After refusing a request whose body we did not read: stop sending, and
+    read a bounded amount of what the client is still sending, so it (or a
+    proxy) reads our answer instead of a reset."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(DRAIN_SECONDS)
+        deadline, left = time.monotonic() + DRAIN_SECONDS, DRAIN_BYTES
+        while left > 0 and time.monotonic() < deadline:
+            chunk = sock.recv(min(left, 65536))
+            if not chunk:
+                break
+            left -= len(chunk)
+    except (OSError, socket.timeout):
+        pass
+
+
 def serve_connection(sock, addr, app, server_name, server_port, max_body, refuse):
     """Requests on one connection until it closes. `refuse(ApiError)`: the
     (status line, headers, body) the app would send for that error."""
@@ -183,6 +210,14 @@ def serve_connection(sock, addr, app, server_name, server_port, max_body, refuse
                                        continue_100)
             except Refused as exc:
                 status, headers, body = refuse(exc.error)
+                sock.sendall(response_bytes(status, headers, body, False, False))
+                drain(sock)
+                return
+            except (OSError, socket.timeout):
+                raise
+            except Exception:  # a parser bug: answer, never drop the connection silently
+                log.exception("unparseable request")
+                status, headers, body = refuse(ApiError("bad_request", "malformed request"))
                 sock.sendall(response_bytes(status, headers, body, False, False))
                 return
             if environ is None:

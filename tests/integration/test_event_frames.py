@@ -9,6 +9,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
+from eventlet import sleep as eventlet_sleep
 from kombu import Connection, Queue
 from nameko.standalone.events import event_dispatcher, get_event_exchange
 from sqlalchemy import MetaData, insert, select
@@ -131,6 +132,7 @@ class Listener:
 
     @events.handler("entry", ADMITTED)
     def on_entry_admitted(self, payload):
+        events.load(ADMITTED, payload)  # a malformed event raises ValidationError here
         Listener.seen.append((payload["event_id"], logs.current_request_id()))
         if payload["event_id"] in Listener.fail_at:
             Listener.fail_at.discard(payload["event_id"])
@@ -175,6 +177,19 @@ def test_a_failing_handler_gets_the_whole_frame_again(config, relay, listener):
     listener()
     wait_for(lambda: len(Listener.seen) == 5)
     assert [e for e, _ in Listener.seen] == [ids[0], ids[1], ids[0], ids[1], ids[2]]
+
+
+def test_a_malformed_event_is_dropped_and_the_events_after_it_still_handled(config, relay,
+                                                                          listener):
+    good = [events.envelope(ADMITTED, scan_fact()) for _ in range(2)]
+    bad = dict(events.envelope(ADMITTED, scan_fact()))
+    del bad["scan_id"]
+    event_dispatcher(config)("entry", ADMITTED, {
+        "frame": 1, "events": [good[0], bad, good[1]], "request_ids": ["a", "b", "c"]})
+    listener()
+    wait_for(lambda: len(Listener.seen) >= 2)
+    eventlet_sleep(0.5)  # a requeued frame would come back at once
+    assert Listener.seen == [(good[0]["event_id"], "a"), (good[1]["event_id"], "c")]
 
 
 # -- booking applying frames of facts -----------------------------------------

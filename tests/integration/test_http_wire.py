@@ -139,6 +139,9 @@ def test_head_has_headers_only_and_paths_are_percent_decoded(address):
     (b"POST /test/words HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
      400, "bad_request"),
     (b"POST /test/words HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 400, "bad_request"),
+    (b"POST /test/words HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", 400, "bad_request"),
+    (b"POST /test/words HTTP/1.1\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+     400, "bad_request"),
     # over MAX_BODY_BYTES: refused before a byte of the body is read
     (b"POST /test/words HTTP/1.1\r\nContent-Length: 10000000\r\n\r\n", 413, "too_large"),
 ])
@@ -161,3 +164,16 @@ def test_a_peer_that_vanishes_mid_request_harms_nobody(address):
         sock.sendall(post("still here"))
         status, _, data, _ = read_response(sock)
         assert status == 201 and json.loads(data)["word"] == "still here"
+
+
+def test_odd_paths_and_underscored_headers(address):
+    with connect(address) as sock:
+        # werkzeug would redirect "//" (merge_slashes): here it is no such route, not a 500
+        sock.sendall(b"GET /test//things/x HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, headers, data, rest = read_response(sock)
+        assert status == 404 and json.loads(data)["error"] == "not_found"
+        assert headers["connection"] == "keep-alive"
+        # "Content_Length" is not Content-Length (nginx drops such headers too)
+        sock.sendall(b"POST /test/words HTTP/1.1\r\nHost: x\r\nContent_Length: 5\r\n\r\n")
+        status, _, data, _ = read_response(sock, rest)
+        assert status == 400 and json.loads(data)["error"] == "bad_json"
