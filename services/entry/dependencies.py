@@ -12,6 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from shared import events
 from shared.cacheaside import CacheAsideReader
 from shared.database import Store
+from shared.singleflight import SingleFlight
 from shared.redis import RedisDependency
 
 from services.entry import recorder
@@ -150,6 +151,9 @@ class VenueDirectory:
     Redis first, booking's `get_venue(venue_id)` RPC on a miss."""
 
     _local = {}
+    # at opening every lane misses the venue together: one fetch (and at most
+    # one RPC) per venue, the others wait for it
+    _fetches = SingleFlight(wait_seconds=1.0)
 
     def __init__(self, cache, booking):
         self.cache = cache
@@ -160,6 +164,13 @@ class VenueDirectory:
         hit = self._local.get(key)
         if hit and hit[0] > time.monotonic():
             return hit[1]
+        led, venue = self._fetches.lead(key, lambda: self._fetch(key, venue_id))
+        if not led:  # another request of this process just fetched it
+            hit = self._local.get(key)
+            venue = hit[1] if hit else self._fetch(key, venue_id)
+        return venue
+
+    def _fetch(self, key, venue_id):
         venue = self.cache.fetch(key, lambda: self.booking.call("get_venue", venue_id=venue_id),
                                  lambda _: VENUE_TTL)
         if venue is not None:

@@ -18,6 +18,7 @@ from shared.cacheaside import MISSING
 from shared.clock import city_now, city_zone
 from shared.config import setting
 from shared.errors import ApiError
+from shared.singleflight import SingleFlight
 
 from services.entry import rules
 from services.entry.dependencies import Answer
@@ -29,6 +30,7 @@ CODE = re.compile(r"^[A-Za-z0-9]{4,32}$")
 ANONYMOUS = ("unknown", "tampered", "expired_code", "wrong_venue")
 MAX_BACKDATE = datetime.timedelta(hours=24)
 MAX_AHEAD = datetime.timedelta(seconds=60)
+REBUILDS = SingleFlight(wait_seconds=2.0)   # venue-day state rebuilds in this process
 # refusals rules.check_ticket may explain in detail (scan.lua decides them)
 TICKET_REASONS = ("wrong_venue", "cancelled", "not_yet_valid", "expired")
 UNCONFIGURED = "this gate's venue is not configured"
@@ -142,9 +144,19 @@ class Scanner:
             metrics.CACHE.labels("hit").inc()
         record = json.loads(raw) if raw and raw != MISSING else None
         if kind == "miss":  # Redis lost (or never had) this state: rebuild from the record
-            seed = self.store.state(record["credential_id"], venue_id, day)
-            kind, answer, raw = self.counters.scan(gate, nonce, record_key, refusal, when,
-                                                   venue, seed=seed)
+            def rebuild():
+                seed = self.store.state(record["credential_id"], venue_id, day)
+                return self.counters.scan(gate, nonce, record_key, refusal, when, venue,
+                                          seed=seed)
+            # every lane's first scan of the day misses at once: one rebuilds
+            # the venue-day from the database, the others then try again,
+            # and most need no rebuild of their own (a fresh venue-day)
+            led, result = REBUILDS.lead((venue_id, day), rebuild)
+            if not led:
+                result = self.counters.scan(gate, nonce, record_key, refusal, when, venue)
+                if result[0] == "miss":
+                    result = rebuild()
+            kind, answer, raw = result
             if kind in ("miss", "norecord"):  # the keys vanished again at once
                 raise ApiError("unavailable", "gate state unavailable; scan again")
         credential_id = record["credential_id"] if record else None

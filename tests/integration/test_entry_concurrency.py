@@ -127,3 +127,28 @@ def test_the_same_nonce_retried_concurrently_admits_once(entry, config):
     assert {b["person_no"] for _, b in results} == {1}
     assert sql(config, "SELECT count(*) FROM admissions") == [(1,)]
     assert occupancy(entry, venue)["inside"] == 1
+
+
+def test_opening_burst_rebuilds_the_venue_day_once(entry, config, monkeypatch):
+    """Every lane's first scan of the day arrives at once: one of them builds
+    the venue-day state from the database, the others reuse it (and all are
+    admitted, counted once each)."""
+    from services.entry.dependencies import EntryStore
+    rebuilds = []
+    original = EntryStore.state
+
+    def counted(self, *args):
+        rebuilds.append(args)
+        return original(self, *args)
+
+    monkeypatch.setattr(EntryStore, "state", counted)
+    venue = put_venue(config)
+    gates = [gate(config, venue) for _ in range(10)]
+    tickets = [ticket(config, venue) for _ in range(30)]
+    calls = [(gates[i % 10], {"medium": "code", "value": t["code"],
+                              "nonce": uuid.uuid4().hex}) for i, t in enumerate(tickets)]
+    results = _burst(entry, calls)
+    assert [body["reason"] for _, body in results] == ["ok"] * 30
+    assert len(rebuilds) == 1
+    occ = occupancy(entry, venue)
+    assert (occ["inside"], occ["admitted_today"]) == (30, 30)
