@@ -66,23 +66,6 @@ class CacheAsideReader(DeadlineRpc):
         raise NotImplementedError
 
     def get_dependency(self, worker_ctx):
-        return self.make(JsonCache(self.client, self.prefix), LazyCaller(self, worker_ctx))
+        # DeadlineRpc's caller builds its proxy on the first call only
+        return self.make(JsonCache(self.client, self.prefix), super().get_dependency(worker_ctx))
 
-
-class LazyCaller:
-    """The deadline RPC caller, built on the first call: a cache hit (almost
-    every request) makes no RPC, so it need not pay for building a proxy."""
-
-    def __init__(self, provider, worker_ctx):
-        self._provider = provider
-        self._worker_ctx = worker_ctx
-        self._caller = None
-
-    @property
-    def timeout(self):
-        return self._provider.timeout
-
-    def call(self, method, timeout=None, **kwargs):
-        if self._caller is None:
-            self._caller = DeadlineRpc.get_dependency(self._provider, self._worker_ctx)
-        return self._caller.call(method, timeout=timeout, **kwargs)

@@ -95,20 +95,16 @@ def frame_events(body):
     return Frame([body], [None])
 
 
-def _log_request_id(request_id):
-    # a frame carries many requests' events, each logged under its own
-    logs.set_request_id(request_id)
-
-
 @contextlib.contextmanager
 def logged_as(request_id):
-    """Log lines inside carry `request_id` (a batch handler's per-event lines)."""
+    """Log lines inside carry `request_id` (a frame carries many requests'
+    events, each logged under its own), else the worker's."""
     worker_request_id = logs.current_request_id()
-    _log_request_id(request_id or worker_request_id)
+    logs.set_request_id(request_id or worker_request_id)
     try:
         yield
     finally:
-        _log_request_id(worker_request_id)
+        logs.set_request_id(worker_request_id)
 
 
 def handler(source, event_type, batch=False):
@@ -134,18 +130,14 @@ def handler(source, event_type, batch=False):
             @functools.wraps(fn)
             def consume(self, body):
                 frame = frame_events(body)
-                worker_request_id = logs.current_request_id()
-                try:
-                    for payload, request_id in zip(frame, frame.request_ids):
-                        _log_request_id(request_id or worker_request_id)
+                for payload, request_id in zip(frame, frame.request_ids):
+                    with logged_as(request_id):
                         try:
                             fn(self, payload)
                         except (ValidationError, TypeError):
                             # never transient: requeueing would loop on it and
                             # hold back every event after it in the frame
                             log.warning("dropped a malformed %s event", event_type)
-                finally:
-                    _log_request_id(worker_request_id)
         return nameko_event_handler(source, event_type, requeue_on_error=True)(consume)
     return decorate
 
@@ -232,16 +224,11 @@ PAYLOADS = {
 }
 
 
-_validators = {}
-
-
-def _validator(event_type):
-    """One schema instance per event type (building one per event cost more
-    than validating with it)."""
-    schema = _validators.get(event_type)
-    if schema is None:
-        schema = _validators[event_type] = PAYLOADS[event_type]()
-    return schema
+@functools.lru_cache(maxsize=None)
+def _schema(event_type, unknown=None):
+    """One schema instance per event type and use (building one per event
+    cost more than validating with it)."""
+    return PAYLOADS[event_type]() if unknown is None else PAYLOADS[event_type](unknown=unknown)
 
 
 def envelope(event_type, payload, validate=True):
@@ -251,21 +238,15 @@ def envelope(event_type, payload, validate=True):
     body = dict(payload, version=1, event_id=uuid.uuid4().hex,
                 occurred_at=datetime.datetime.now(datetime.timezone.utc).isoformat())
     if validate:
-        errors = _validator(event_type).validate(body)
+        errors = _schema(event_type).validate(body)
         if errors:
             raise ValueError("invalid %s payload: %s" % (event_type, errors))
     return body
 
 
-_loaders = {}
-
-
 def load(event_type, body):
     """A received payload, checked against its schema (unknown keys kept out)."""
-    schema = _loaders.get(event_type)
-    if schema is None:  # one instance per event type, as for _validator
-        schema = _loaders[event_type] = PAYLOADS[event_type](unknown=EXCLUDE)
-    return schema.load(body)
+    return _schema(event_type, EXCLUDE).load(body)
 
 
 # -- idempotent consumers ---------------------------------------------------

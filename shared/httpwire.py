@@ -203,22 +203,24 @@ def serve_connection(sock, addr, app, server_name, server_port, max_body, refuse
     def continue_100():
         sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
+    def answer_and_close(error):
+        status, headers, body = refuse(error)
+        sock.sendall(response_bytes(status, headers, body, False, False))
+
     try:
         while True:
             try:
                 environ = read_request(reader, server_name, server_port, addr, max_body,
                                        continue_100)
             except Refused as exc:
-                status, headers, body = refuse(exc.error)
-                sock.sendall(response_bytes(status, headers, body, False, False))
+                answer_and_close(exc.error)
                 drain(sock)
                 return
             except (OSError, socket.timeout):
                 raise
             except Exception:  # a parser bug: answer, never drop the connection silently
                 log.exception("unparseable request")
-                status, headers, body = refuse(ApiError("bad_request", "malformed request"))
-                sock.sendall(response_bytes(status, headers, body, False, False))
+                answer_and_close(ApiError("bad_request", "malformed request"))
                 return
             if environ is None:
                 return
@@ -237,8 +239,7 @@ def serve_connection(sock, addr, app, server_name, server_port, max_body, refuse
                         result.close()
             except Exception:  # a bug above the entrypoint's own catch-all
                 log.exception("unhandled error serving %s", environ.get("PATH_INFO"))
-                status, headers, body = refuse(ApiError("internal", "internal error"))
-                sock.sendall(response_bytes(status, headers, body, False, False))
+                answer_and_close(ApiError("internal", "internal error"))
                 return
             keep = keep_alive(environ)
             sock.sendall(response_bytes(captured[0], captured[1], body, keep,

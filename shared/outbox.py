@@ -166,7 +166,8 @@ WHERE published_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED""" % 
                     pass
 
     def _publish_batch(self, messages):
-        """Publish `frames` and return once the broker holds every one of them."""
+        """Publish `messages` (outbox.frames) and return once the broker holds
+        every one of them."""
         try:
             # a half-dead TCP connection must not hang the relay on tx.commit
             with eventlet.Timeout(PUBLISH_TIMEOUT_SECONDS,

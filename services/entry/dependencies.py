@@ -104,9 +104,10 @@ class GateCounters:
                      seed["admitted"], "1" if seed["fresh"] else "0"]
         else:
             args.append("0")
-        result = self._scan(keys=[p + "nonce:%s:%s" % (gate["device_id"], nonce),
-                                  "" if refusal else record_key,
-                                  p + "occ:%s:%s" % (venue_id, moment[0])], args=args)
+        nonce_key, _, venue_day_key = self.keys(gate["device_id"], nonce, None, venue_id,
+                                                moment[0])
+        result = self._scan(keys=[nonce_key, "" if refusal else record_key, venue_day_key],
+                            args=args)
         kind = result[0]
         if kind == "new":
             return kind, Answer(result[1], int(result[2]), int(result[3])), \
